@@ -1,0 +1,1 @@
+"""Datasets, downloads, transforms and the DataModule."""

@@ -1,0 +1,67 @@
+"""The in-memory dataset every later stage starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from imputebench.schema import FeatureSchema
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used: empty, malformed, constant or all-missing columns."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A table in *feature space* plus its declared schema.
+
+    ``values`` is ``(n, d)`` float64: numeric features in their original units,
+    categorical features as integer codes ``0..K-1`` (``schema.features[j].categories``
+    names them), ``NaN`` where the source file itself has no value. ``target``
+    holds the prediction target (class label or regression response) when the
+    dataset has one; it is not part of the imputation table (``values``) and is
+    kept for post-imputation downstream scores.
+    """
+
+    name: str
+    values: np.ndarray
+    schema: FeatureSchema
+    target: np.ndarray | None = None
+    target_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.values.shape[1] != len(self.schema):
+            raise DatasetError(
+                f"dataset {self.name!r}: values of shape {self.values.shape} do not match "
+                f"a schema of {len(self.schema)} features"
+            )
+        if self.target is not None and len(self.target) != len(self.values):
+            raise DatasetError(f"dataset {self.name!r}: target length differs from the number of rows")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.values.shape[0])
+
+    def complete_cases(self) -> Dataset:
+        """Rows with no value missing in the source file: the benchmark's ground truth."""
+        keep = ~np.isnan(self.values).any(axis=1)
+        target = None if self.target is None else self.target[keep]
+        return Dataset(self.name, self.values[keep], self.schema, target, self.target_name)
+
+    def validate(self) -> Dataset:
+        """Reject tables no imputation benchmark can score, with a message naming the problem."""
+        if self.n_rows == 0:
+            raise DatasetError(f"dataset {self.name!r} has no rows")
+        for j, feature in enumerate(self.schema.features):
+            column = self.values[:, j]
+            finite = column[~np.isnan(column)]
+            if finite.size == 0:
+                raise DatasetError(f"dataset {self.name!r}: feature {feature.name!r} is entirely missing")
+            if np.unique(finite).size < 2:
+                raise DatasetError(
+                    f"dataset {self.name!r}: feature {feature.name!r} is constant ({finite[0]!r}); "
+                    "it cannot be standardised and its NRMSE would divide by zero: drop it"
+                )
+        return self

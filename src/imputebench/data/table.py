@@ -1,0 +1,48 @@
+"""The device-resident view of one split that every imputer receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from imputebench.schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class MaskedTable:
+    """One split in the *encoded space* (see :mod:`imputebench.schema`).
+
+    ``x`` holds standardised numeric features and one-hot categorical features,
+    with every unobserved entry set to 0: a model never sees a hidden value.
+    ``observed`` is True where the entry is observed, per encoded column (a
+    categorical feature's columns are observed or missing together).
+    """
+
+    x: torch.Tensor  # (n, D) float
+    observed: torch.Tensor  # (n, D) bool
+    schema: FeatureSchema
+
+    def __post_init__(self) -> None:
+        expected = (self.x.shape[0], self.schema.encoded_dim)
+        if tuple(self.x.shape) != expected or tuple(self.observed.shape) != expected:
+            raise ValueError(f"MaskedTable: x {tuple(self.x.shape)} / observed {tuple(self.observed.shape)}, expected {expected}")
+        if self.observed.dtype != torch.bool:
+            raise TypeError("MaskedTable.observed must be a bool tensor (True = observed)")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def observed_features(self) -> torch.Tensor:
+        """``(n, d)`` bool: feature-level observation mask."""
+        return self.observed[:, list(self.schema.offsets)]
+
+    def feature_values(self) -> torch.Tensor:
+        """``(n, d)`` feature space, NaN where unobserved (standardised numerics, category codes)."""
+        values = self.schema.collapse(self.x)
+        return values.masked_fill(~self.observed_features, float("nan"))
+
+    def to(self, device: torch.device | str) -> MaskedTable:
+        return MaskedTable(self.x.to(device), self.observed.to(device), self.schema)

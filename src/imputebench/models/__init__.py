@@ -1,0 +1,1 @@
+"""Imputation models: one file per model, all behind the :class:`Imputer` contract."""

@@ -1,0 +1,42 @@
+"""The contract every imputation model fulfils, classical or deep."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from imputebench.data.table import MaskedTable
+
+
+class Imputer(ABC):
+    """Fit on a training split, then fill the unobserved entries of any split.
+
+    Both methods work in the encoded space of :class:`MaskedTable`. ``impute``
+    returns an ``(n, D)`` tensor whose observed entries equal ``table.x``
+    (use :func:`merge_observed`) and whose categorical blocks are one-hot.
+    Randomness comes only from ``seed``.
+    """
+
+    #: registry name, set by :func:`imputebench.models.registry.register_model`
+    name: str = ""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    @abstractmethod
+    def fit(self, train: MaskedTable, val: MaskedTable | None = None) -> Imputer:
+        """Learn from the observed entries of ``train`` (``val`` for model selection only)."""
+
+    @abstractmethod
+    def impute(self, table: MaskedTable) -> torch.Tensor:
+        """``(n, D)`` imputations of ``table``; observed entries unchanged."""
+
+    def config(self) -> dict:
+        """Hyper-parameters that identify this model in a result row."""
+        return {}
+
+
+def merge_observed(table: MaskedTable, imputed: torch.Tensor) -> torch.Tensor:
+    """Keep observed entries of ``table.x``; take ``imputed`` elsewhere. ``(n, D)``."""
+    return torch.where(table.observed, table.x, imputed)

@@ -1,0 +1,48 @@
+"""Model registry: a dict and a decorator. Adding a model = one file + one import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from imputebench.models.imputer import Imputer
+
+T = TypeVar("T", bound=type[Imputer])
+
+_MODELS: dict[str, type[Imputer]] = {}
+
+
+class UnknownNameError(KeyError):
+    """An unknown model, dataset or mechanism name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    def decorate(cls: T) -> T:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        cls.name = name
+        _MODELS[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtin_models() -> None:
+    # Importing the model modules registers them.
+    from imputebench.models import classical  # noqa: F401
+
+
+def model_names() -> list[str]:
+    _load_builtin_models()
+    return sorted(_MODELS)
+
+
+def get_model(name: str) -> type[Imputer]:
+    _load_builtin_models()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
