@@ -1,0 +1,18 @@
+"""Shared fixtures: the read-only offline dataset mirror (see shared/datasets/MANIFEST.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: The mirror sits beside the repository: <root>/shared/datasets next to <root>/main.
+MIRROR_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The dataset mirror (mirror layout ``<folder>/<filename>``); never write into it."""
+    if not (MIRROR_DIR / "MANIFEST.md").is_file():
+        pytest.skip(f"dataset mirror not found at {MIRROR_DIR} (expected shared/datasets beside the repository)")
+    return MIRROR_DIR
