@@ -292,3 +292,17 @@ def test_metric_registry():
         float(nrmse(p, t, h, normaliser="range")), rel=1e-6
     )
     assert METRICS["pfc"].applies_to == "categorical"
+
+
+def test_reference_rows_set_the_normaliser():
+    target = torch.tensor([[1.0, 5.0], [1.0, 6.0]])  # first feature constant in the scored rows
+    preds = target + 1.0
+    held_out = torch.tensor([[True, True], [False, False]])
+    reference = torch.tensor([[0.0, 4.0], [2.0, 8.0]])  # std 1 and 2, range 2 and 4
+    assert float(nrmse(preds, target, held_out, reference=reference)) == pytest.approx((1 / 1 + 1 / 2) / 2)
+    assert float(nrmse(preds, target, held_out, "range", reference=reference)) == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert float(minmax_rmse(preds, target, held_out, reference=reference)) == pytest.approx(((0.25 + 0.0625) / 2) ** 0.5)
+    with pytest.raises(ValueError, match="constant feature 0"):
+        nrmse(preds, target, held_out)
+    with pytest.raises(ValueError, match="columns"):
+        nrmse(preds, target, held_out, reference=reference[:, :1])

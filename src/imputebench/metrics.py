@@ -112,18 +112,31 @@ def _minmax_compute(sse: Tensor, count: Tensor, t_min: Tensor, t_max: Tensor) ->
     return torch.sqrt(scaled.sum() / count[used].sum()).to(torch.get_default_dtype())
 
 
+def _reference(target: Tensor, reference: Tensor | None) -> Tensor:
+    """The rows whose statistics normalise the error ``(m, k)``: ``target`` unless given."""
+    if reference is None:
+        return target
+    if reference.ndim != 2 or reference.shape[1] != target.shape[1]:
+        raise ValueError(f"reference {tuple(reference.shape)} must have target's {target.shape[1]} columns")
+    return reference
+
+
 def _check_normaliser(normaliser: str) -> None:
     if normaliser not in ("std", "range"):
         raise ValueError(f"unknown normaliser {normaliser!r}; known: range, std")
 
 
 # --- functional cores -------------------------------------------------------------------
-def nrmse(preds: Tensor, target: Tensor, held_out: Tensor, normaliser: Normaliser = "std") -> Tensor:
+def nrmse(
+    preds: Tensor, target: Tensor, held_out: Tensor, normaliser: Normaliser = "std", reference: Tensor | None = None
+) -> Tensor:
     """Normalised RMSE over numeric features ``(n, k)``, held-out entries only (VAEAC A.2).
 
     Per feature j: RMSE over its held-out entries divided by the population std (ddof=0) of
-    ``target[:, j]`` over all rows (``"std"``), or by its max - min (``"range"``); averaged
+    ``reference[:, j]`` over all rows (``"std"``), or by its max - min (``"range"``); averaged
     over the features with at least one held-out entry. A constant scored feature raises.
+    ``reference`` ``(m, k)`` defaults to ``target``; pass the whole table to normalise by the
+    feature's standard deviation in the dataset rather than in the scored rows.
 
     >>> target = torch.tensor([[1., 10.], [2., 20.], [3., 30.], [4., 40.]])
     >>> preds = target + torch.tensor([[0., 0.], [1., 0.], [0., 5.], [0., 0.]])
@@ -135,20 +148,22 @@ def nrmse(preds: Tensor, target: Tensor, held_out: Tensor, normaliser: Normalise
     """
     _check_normaliser(normaliser)
     _check(preds, target, held_out)
+    reference = _reference(target, reference)
     sse, count = _sq_err(preds, target, held_out)  # (k,), (k,)
-    t_min, t_max = _extrema(target)  # (k,), (k,)
+    t_min, t_max = _extrema(reference)  # (k,), (k,)
     if normaliser == "std":
-        n, mean, m2 = _moments(target)
+        n, mean, m2 = _moments(reference)
         norm = torch.sqrt(_merge_variance(n[None], mean[None], m2[None]))
     else:
         norm = t_max - t_min
     return _nrmse_compute(sse, count, norm, t_min, t_max)
 
 
-def minmax_rmse(preds: Tensor, target: Tensor, held_out: Tensor) -> Tensor:
+def minmax_rmse(preds: Tensor, target: Tensor, held_out: Tensor, reference: Tensor | None = None) -> Tensor:
     """RMSE over all held-out entries after min-max scaling each feature (GAIN's convention).
 
-    Every feature is scaled by the min and max of ``target`` over all rows; one number.
+    Every feature is scaled by the min and max of ``reference`` (default ``target``) over
+    all rows; one number.
 
     >>> target = torch.tensor([[1., 10.], [2., 20.], [3., 30.], [4., 40.]])
     >>> preds = target + torch.tensor([[0., 0.], [1., 0.], [0., 5.], [0., 0.]])
@@ -158,7 +173,7 @@ def minmax_rmse(preds: Tensor, target: Tensor, held_out: Tensor) -> Tensor:
     """
     _check(preds, target, held_out)
     sse, count = _sq_err(preds, target, held_out)
-    return _minmax_compute(sse, count, *_extrema(target))
+    return _minmax_compute(sse, count, *_extrema(_reference(target, reference)))
 
 
 def _pfc_update(preds: Tensor, target: Tensor, held_out: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,190 @@
+"""The ``imputebench`` command line: run sweeps, show leaderboards, list and fetch datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+
+from imputebench import leaderboard as lb
+from imputebench.data.dataset import DatasetError
+from imputebench.data.download import ChecksumError, DownloadError, fetch
+from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
+from imputebench.masks import get_mechanism
+from imputebench.models.registry import UnknownNameError, get_model, model_names
+from imputebench.runner.execute import run_sweep
+from imputebench.runner.store import ResultStore, StoreError
+from imputebench.runner.trials import expand
+
+app = typer.Typer(add_completion=False, help="A fair, reproducible benchmark for missing-data imputation.")
+data_app = typer.Typer(add_completion=False, help="Download and verify dataset files.")
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_STORE = Path("results/imputebench.sqlite")
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="IMPUTEBENCH_DATA_DIR", help="Dataset folder (mirror layout). Default: per-user cache."),
+]
+StorePath = Annotated[Path, typer.Option("--store", help="SQLite results store.")]
+Format = Annotated[str, typer.Option("--format", help="Leaderboard format: md or csv.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    """``3`` means seeds 0, 1, 2; ``4,7`` means exactly those seeds."""
+    values = [int(v) for v in _split(text)]
+    if len(values) == 1 and "," not in text:
+        if values[0] < 1:
+            raise ValueError(f"--seeds {text}: give a count >= 1 or a comma-separated list")
+        return list(range(values[0]))
+    return values
+
+
+def _render(summary, fmt: str) -> str:
+    if fmt not in ("md", "csv"):
+        raise _fail(f"unknown format {fmt!r}; known: md, csv", 2)
+    return lb.to_markdown(summary) if fmt == "md" else lb.to_csv(summary)
+
+
+@app.command()
+def run(
+    models: Annotated[str, typer.Option(help="Comma-separated model names (see `imputebench models`).")] = "mean,mice,missforest",
+    datasets: Annotated[str, typer.Option(help="Comma-separated dataset names or aliases (uci, embedded).")] = "embedded",
+    mechanisms: Annotated[str, typer.Option(help="mcar, mar, mnar (= mnar_selfmask), mnar_quantile.")] = "mcar",
+    ratios: Annotated[str, typer.Option(help="Missing ratios in (0, 1), comma-separated.")] = "0.5",
+    seeds: Annotated[str, typer.Option(help="A count (3 = seeds 0,1,2) or a comma-separated list.")] = "1",
+    protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",
+    data_dir: DataDir = None,
+    store: StorePath = DEFAULT_STORE,
+    device: Annotated[str, typer.Option(help="Torch device for tensors and models.")] = "cpu",
+    fmt: Format = "md",
+) -> None:
+    """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard."""
+    try:
+        model_list = _split(models)
+        for name in model_list:
+            get_model(name)
+        mechanism_list = _split(mechanisms)
+        for name in mechanism_list:
+            get_mechanism(name)
+        get_protocol(protocol)
+        dataset_list = resolve_datasets(datasets)
+        trials = expand(model_list, dataset_list, mechanism_list, [float(r) for r in _split(ratios)], _seeds(seeds), protocol)
+    except (UnknownNameError, ValueError) as err:
+        raise _fail(str(err), 2) from None
+    if not trials:
+        raise _fail("the sweep is empty: name at least one model, dataset, mechanism, ratio and seed", 2)
+    try:
+        # Fail before any trial (and before opening the store) if a file is missing or malformed.
+        loaded = {name: load_dataset(name, data_dir) for name in dataset_list}
+        for data in loaded.values():
+            data.complete_cases().validate()
+        results = ResultStore(store)
+    except (DatasetError, StoreError) as err:
+        raise _fail(str(err), 1) from None
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with results, Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("trials", total=len(trials))
+        progress.advance(task, sum(t.key in results.finished_keys() for t in trials))
+
+        def advance(trial, row) -> None:
+            label = f"{trial.model} · {trial.dataset} · {trial.mechanism} {trial.ratio:g} · seed {trial.seed}"
+            if row.status != "ok":
+                progress.console.print(f"[red]{row.status}[/] {label}: {row.reason}", highlight=False)
+            progress.update(task, advance=1, description=label)
+
+        try:
+            summary = run_sweep(trials, results, data_dir, device, on_trial_end=advance, datasets=loaded)
+        except KeyboardInterrupt:
+            raise _fail(f"interrupted; every finished trial is stored in {store}, rerun to resume", 130) from None
+        board = lb.summarise(results.frame({t.key for t in trials}))
+    typer.echo(_render(board, fmt))
+    err_console.print(
+        f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed; store {store}",
+        highlight=False,
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def leaderboard(store: StorePath = DEFAULT_STORE, fmt: Format = "md",
+                output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
+    """Leaderboard of every finished trial in the store."""
+    if not store.exists():
+        raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
+    try:
+        with ResultStore(store) as results:
+            text = _render(lb.summarise(results.frame()), fmt)
+    except StoreError as err:
+        raise _fail(str(err), 1) from None
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text)
+
+
+@app.command("datasets")
+def list_datasets(data_dir: DataDir = None) -> None:
+    """Every dataset: rows, features by kind, source and licence."""
+    table = Table(Column("name", no_wrap=True), "rows", "features", "target", "source", "licence")
+    for name in dataset_names():
+        spec = get_spec(name)
+        try:
+            data = load_dataset(name, data_dir)
+            complete = data.complete_cases().n_rows
+            rows = f"{data.n_rows}" + (f" ({complete} complete)" if complete != data.n_rows else "")
+            features, target = data.schema.summary(), data.target_name or "–"
+        except DatasetError:
+            rows, features, target = "not fetched", "–", "–"
+        table.add_row(name, rows, features, target, spec.source, spec.licence)
+    console.print(table)
+
+
+@app.command("models")
+def list_models() -> None:
+    """Every registered model."""
+    table = Table("name", "description")
+    for name in model_names():
+        doc = (get_model(name).__doc__ or "").strip().splitlines()
+        table.add_row(name, doc[0] if doc else "")
+    console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    names: Annotated[str, typer.Argument(help="Dataset names or aliases, comma-separated, or 'all'.")],
+    data_dir: DataDir = None,
+    mirror: Annotated[str | None, typer.Option(help="Fetch from this mirror (URL or folder) instead of the canonical URLs.")] = None,
+) -> None:
+    """Download dataset files and verify their sha256."""
+    try:
+        selected = dataset_names() if names == "all" else resolve_datasets(names)
+    except UnknownNameError as err:
+        raise _fail(str(err), 2) from None
+    target = data_dir or default_data_dir()
+    try:
+        paths = fetch(selected, target, mirror=mirror)
+    except (ChecksumError, DownloadError) as err:
+        raise _fail(str(err), 1) from None
+    console.print(f"{len(paths)} files verified in {target}")
+
+
+def main() -> None:
+    app()

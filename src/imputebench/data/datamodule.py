@@ -1,0 +1,81 @@
+"""LightningDataModule over device-resident tensors, batched by index.
+
+Small tables live on the training device for the whole run: ``setup`` moves
+them once, and every batch is an index slice (``torch.randperm(n).split(b)``)
+of tensors already there, with no DataLoader workers, no collation and no
+per-step host-to-device copy. Lightning accepts any iterable as a loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+
+from imputebench.data.dataset import Dataset
+from imputebench.data.prepare import PreparedData, prepare
+from imputebench.data.protocols import get_protocol
+from imputebench.data.table import MaskedTable
+
+
+class IndexBatches:
+    """Iterate ``(x, observed)`` mini-batches of a :class:`MaskedTable` by index slices."""
+
+    def __init__(self, table: MaskedTable, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.table, self.batch_size, self.shuffle = table, batch_size, shuffle
+        self.generator = torch.Generator(device=table.x.device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.table.n_rows // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, device = self.table.n_rows, self.table.x.device
+        order = (
+            torch.randperm(n, generator=self.generator, device=device)
+            if self.shuffle
+            else torch.arange(n, device=device)
+        )
+        for idx in order.split(self.batch_size):
+            yield self.table.x[idx], self.table.observed[idx]  # (b, D), (b, D)
+
+
+class TabularDataModule(L.LightningDataModule):
+    """One (dataset, protocol, mechanism, ratio, seed) cell as a Lightning DataModule."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        protocol: str = "vsae",
+        mechanism: str = "mcar",
+        ratio: float = 0.5,
+        seed: int = 0,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.dataset, self.protocol = dataset, get_protocol(protocol)
+        self.mechanism, self.ratio, self.seed = mechanism, ratio, seed
+        self.batch_size, self.device = batch_size, device
+        self.data: PreparedData | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is None:
+            self.data = prepare(self.dataset, self.protocol, self.mechanism, self.ratio, self.seed, self.device)
+
+    def _prepared(self) -> PreparedData:
+        if self.data is None:
+            raise RuntimeError("call setup() before asking for a loader")
+        return self.data
+
+    def train_dataloader(self) -> IndexBatches:
+        return IndexBatches(self._prepared().train, self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self) -> IndexBatches | list:
+        val = self._prepared().val
+        return [] if val is None else IndexBatches(val, self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> IndexBatches:
+        return IndexBatches(self._prepared().test, self.batch_size, shuffle=False)

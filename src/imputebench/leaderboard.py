@@ -1,0 +1,64 @@
+"""Leaderboards from stored result rows: mean ± std over seeds, ranks, best in bold.
+
+A *group* is one comparison: (protocol, dataset, mechanism, ratio). Within a
+group every model is ranked on each primary metric (NRMSE for numeric features,
+PFC for categorical ones; lower is better) and the model's rank is the mean of
+its per-metric ranks. Only rows with status ``ok`` count; ``n_seeds`` says how
+many seeds each mean rests on, so a model that failed on some seeds shows it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+PRIMARY_METRICS = ("nrmse", "pfc")
+GROUP = ["protocol", "dataset", "mechanism", "ratio"]
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Long form: one line per (group, model, metric) with mean, std (ddof=1), n_seeds and rank."""
+    ok = rows[rows["status"] == "ok"]
+    metric_cols = [f"metric.{m}" for m in PRIMARY_METRICS if f"metric.{m}" in ok.columns]
+    if ok.empty or not metric_cols:
+        return pd.DataFrame(columns=[*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s"])
+    long = ok.melt(id_vars=[*GROUP, "model", "seed", "wall_time_s"], value_vars=metric_cols, var_name="metric")
+    long = long.dropna(subset=["value"])
+    long["metric"] = long["metric"].str.removeprefix("metric.")
+    stats = (
+        long.groupby([*GROUP, "model", "metric"])
+        .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("seed", "nunique"), wall_time_s=("wall_time_s", "mean"))
+        .reset_index()
+    )
+    stats["metric_rank"] = stats.groupby([*GROUP, "metric"])["mean"].rank(method="min")
+    stats["rank"] = stats.groupby([*GROUP, "model"])["metric_rank"].transform("mean")
+    return stats.drop(columns="metric_rank").sort_values([*GROUP, "metric", "rank", "model"]).reset_index(drop=True)
+
+
+def to_csv(summary: pd.DataFrame) -> str:
+    return summary.to_csv(index=False, float_format="%.6g")
+
+
+def _cell(mean: float, std: float, best: bool) -> str:
+    text = f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+    return f"**{text}**" if best else text
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """One table per (protocol, mechanism, ratio): models × 'dataset (metric)', best per column in bold."""
+    if summary.empty:
+        return "_No finished trials to show._\n"
+    sections = []
+    for (protocol, mechanism, ratio), block in summary.groupby(["protocol", "mechanism", "ratio"], sort=True):
+        block = block.assign(column=block["dataset"] + " (" + block["metric"].str.upper() + ")")
+        block = block.assign(best=block["mean"] == block.groupby("column")["mean"].transform("min"))
+        block = block.assign(text=[_cell(m, s, b) for m, s, b in zip(block["mean"], block["std"], block["best"])])
+        table = block.pivot(index="model", columns="column", values="text").fillna("–")
+        ranks = block.groupby(["model", "dataset"])["rank"].first().groupby("model").mean()
+        table["mean rank"] = ranks.map("{:.2f}".format)
+        seeds = block.groupby("model")["n_seeds"].min()
+        table["seeds"] = seeds.astype(str)
+        table = table.loc[ranks.sort_values().index]
+        header = f"### protocol `{protocol}`, mechanism `{mechanism}`, missing ratio {ratio:g}\n\n"
+        sections.append(header + table.reset_index().to_markdown(index=False) + "\n")
+    footer = "Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; rank averaged over datasets and metrics.\n"
+    return "\n".join(sections) + "\n" + footer

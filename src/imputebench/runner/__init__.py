@@ -1,0 +1,1 @@
+"""Sweeps: trial expansion, execution, the results store and provenance."""

@@ -1,0 +1,120 @@
+"""Run trials in this process, one after another, storing each row as it finishes."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from imputebench.data.dataset import Dataset
+from imputebench.data.prepare import PreparedData, prepare
+from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import load_dataset
+from imputebench.evaluate import score
+from imputebench.models.registry import get_model
+from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
+from imputebench.runner.store import ResultRow, ResultStore
+from imputebench.runner.trials import Trial
+
+
+class DataCache:
+    """Loads each dataset once and keeps the prepared data of the current cell."""
+
+    def __init__(self, data_dir: Path | None, device: str, datasets: Mapping[str, Dataset] | None = None) -> None:
+        self.data_dir, self.device = data_dir, device
+        self._datasets: dict[str, Dataset] = dict(datasets or {})
+        self._cell: tuple | None = None
+        self._prepared: PreparedData | None = None
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name, self.data_dir)
+        return self._datasets[name]
+
+    def prepared(self, trial: Trial) -> PreparedData:
+        if trial.cell != self._cell:
+            self._prepared, self._cell = None, None  # a failed preparation fails every trial of its cell
+            self._prepared = prepare(
+                self.dataset(trial.dataset), get_protocol(trial.protocol), trial.mechanism, trial.ratio, trial.seed, self.device
+            )
+            self._cell = trial.cell
+        return self._prepared
+
+
+def _row(trial: Trial, status: str, reason: str | None, **fields: object) -> ResultRow:
+    return ResultRow(
+        key=trial.key, model=trial.model, dataset=trial.dataset, mechanism=trial.mechanism, ratio=trial.ratio,
+        seed=trial.seed, protocol=trial.protocol, status=status, reason=reason,
+        versions=package_versions(), git_commit=git_commit(),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
+    )
+
+
+def _reason(err: BaseException) -> str:
+    frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
+    """Fit, impute and score one trial; any exception becomes a ``failed`` row."""
+    hw = hardware(cache.device)
+    try:
+        data = cache.prepared(trial)
+        model = get_model(trial.model)(seed=trial.seed, **trial.model_config)
+        torch.manual_seed(trial.seed)
+        start = time.perf_counter()
+        with PeakMemory() as memory:
+            model.fit(data.train, data.val)
+            imputed = model.impute(data.test)  # (n_test, D)
+        wall = time.perf_counter() - start
+        n_params = sum(p.numel() for p in model.parameters()) if isinstance(model, torch.nn.Module) else None
+        common = dict(wall_time_s=wall, peak_rss_mb=memory.peak_mb, n_params=n_params, config=model.config(),
+                      mask_hash=data.mask_hash, hardware=hw)
+        if not torch.isfinite(imputed).all():
+            return _row(trial, "diverged", "imputations contain NaN or inf", **common)
+        return _row(trial, "ok", None, metrics=score(data, imputed), **common)
+    except Exception as err:  # noqa: BLE001 - one trial's failure must not end the sweep
+        return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
+
+
+@dataclass
+class SweepSummary:
+    total: int
+    skipped: int
+    ok: int = 0
+    failed: int = 0
+
+
+def run_sweep(
+    trials: Iterable[Trial],
+    store: ResultStore,
+    data_dir: Path | None = None,
+    device: str = "cpu",
+    on_trial_end: Callable[[Trial, ResultRow], None] | None = None,
+    datasets: Mapping[str, Dataset] | None = None,
+) -> SweepSummary:
+    """Run every trial not yet stored with status ``ok``; each row is committed when it ends.
+
+    ``datasets`` may hold datasets already loaded (by name); others are read from ``data_dir``.
+    """
+    trials = list(trials)
+    done = store.finished_keys()
+    pending = [t for t in trials if t.key not in done]
+    summary = SweepSummary(total=len(trials), skipped=len(trials) - len(pending))
+    cache = DataCache(data_dir, device, datasets)
+    for trial in pending:
+        row = run_trial(trial, cache)
+        store.write(row)
+        if row.status == "ok":
+            summary.ok += 1
+        else:
+            summary.failed += 1
+        if on_trial_end is not None:
+            on_trial_end(trial, row)
+    return summary

@@ -1,0 +1,52 @@
+"""A sweep is the product models x datasets x mechanisms x ratios x seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+
+from imputebench.masks import validate_ratio
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One cell of a sweep: a model scored on one masked dataset under one protocol."""
+
+    model: str
+    dataset: str
+    mechanism: str
+    ratio: float
+    seed: int
+    protocol: str
+    model_config: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """Stable hash of everything that defines the trial: its row's primary key."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    @property
+    def cell(self) -> tuple:
+        """What the prepared data depends on (shared by every model)."""
+        return (self.dataset, self.protocol, self.mechanism, self.ratio, self.seed)
+
+
+def expand(
+    models: list[str],
+    datasets: list[str],
+    mechanisms: list[str],
+    ratios: list[float],
+    seeds: list[int],
+    protocol: str,
+    model_configs: dict[str, dict] | None = None,
+) -> list[Trial]:
+    """All trials, ordered so that the models of one data cell run back to back."""
+    configs = model_configs or {}
+    ratios = [validate_ratio(r) for r in ratios]
+    return [
+        Trial(model, dataset, mechanism, ratio, seed, protocol, configs.get(model, {}))
+        for dataset, mechanism, ratio, seed, model in itertools.product(datasets, mechanisms, ratios, seeds, models)
+    ]

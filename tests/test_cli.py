@@ -1,0 +1,83 @@
+"""The command line as a user types it: exit codes, messages, and stored results kept."""
+
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from imputebench.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "results.sqlite")
+
+
+def stored_rows(path: str) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+
+
+def test_run_prints_a_leaderboard_and_resumes(store):
+    args = ("run", "--models", "mean", "--datasets", "iris,wine", "--seeds", "2", "--store", store)
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "iris (NRMSE)" in first.output and "wine (NRMSE)" in first.output
+    assert "4 ran ok" in first.output
+    second = invoke(*args)
+    assert second.exit_code == 0 and "4 already stored, 0 ran ok" in second.output
+    board = invoke("leaderboard", "--store", store, "--format", "csv")
+    assert board.exit_code == 0 and board.output.startswith("protocol,dataset,mechanism,ratio,model,metric")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--models", "mean,vaec"), "unknown model 'vaec'; known:"),
+        (("--datasets", "irs"), "unknown dataset 'irs'"),
+        (("--mechanisms", "mcarr"), "unknown mechanism 'mcarr'"),
+        (("--protocol", "paper"), "unknown protocol 'paper'"),
+        (("--ratios", "1.5"), "open interval (0, 1), got 1.5"),
+        (("--ratios", "0"), "open interval (0, 1), got 0.0"),
+        (("--seeds", "0"), "count >= 1"),
+    ],
+)
+def test_bad_input_exits_2_with_the_valid_names_and_keeps_results(store, args, message):
+    assert invoke("run", "--models", "mean", "--datasets", "iris", "--store", store).exit_code == 0
+    result = invoke("run", "--datasets", "iris", "--store", store, *args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert stored_rows(store) == 1
+
+
+def test_unknown_model_message_lists_every_model(store):
+    result = invoke("run", "--models", "nope", "--store", store)
+    assert result.exit_code == 2
+    for name in ("mean", "mice", "missforest"):
+        assert name in result.output
+
+
+def test_missing_data_file_exits_1_naming_it(tmp_path, store):
+    result = invoke("run", "--models", "mean", "--datasets", "yeast", "--data-dir", str(tmp_path), "--store", store)
+    assert result.exit_code == 1
+    assert "yeast.data" in " ".join(result.output.split()) and "imputebench data fetch" in result.output
+
+
+def test_models_and_datasets_listings(mirror_dir):
+    models = invoke("models")
+    assert models.exit_code == 0 and "missforest" in models.output
+    datasets = invoke("datasets", "--data-dir", str(mirror_dir))
+    assert datasets.exit_code == 0
+    for name in ("yeast", "mushroom", "iris", "website_phishing"):
+        assert name in datasets.output
+
+
+def test_leaderboard_without_store_fails_clearly(tmp_path):
+    result = invoke("leaderboard", "--store", str(tmp_path / "none.sqlite"))
+    assert result.exit_code == 1 and "no results store" in result.output

@@ -1,0 +1,43 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from imputebench import leaderboard as lb
+
+
+def rows() -> pd.DataFrame:
+    base = dict(protocol="vaeac", mechanism="mcar", ratio=0.5, status="ok", wall_time_s=1.0)
+    records = []
+    for seed, (mean_nrmse, mice_nrmse) in enumerate([(1.0, 0.8), (1.2, 0.6), (1.1, 0.7)]):
+        records += [
+            {**base, "dataset": "yeast", "model": "mean", "seed": seed, "metric.nrmse": mean_nrmse, "metric.pfc": np.nan},
+            {**base, "dataset": "yeast", "model": "mice", "seed": seed, "metric.nrmse": mice_nrmse, "metric.pfc": np.nan},
+            {**base, "dataset": "zoo", "model": "mean", "seed": seed, "metric.nrmse": np.nan, "metric.pfc": 0.3},
+            {**base, "dataset": "zoo", "model": "mice", "seed": seed, "metric.nrmse": np.nan, "metric.pfc": 0.4},
+        ]
+    records.append({**base, "dataset": "zoo", "model": "mice", "seed": 9, "status": "failed", "metric.nrmse": np.nan, "metric.pfc": np.nan})
+    return pd.DataFrame(records)
+
+
+def test_summary_means_stds_and_ranks():
+    summary = lb.summarise(rows()).set_index(["dataset", "model", "metric"])
+    assert summary.loc[("yeast", "mice", "nrmse"), "mean"] == pytest.approx(0.7)
+    assert summary.loc[("yeast", "mice", "nrmse"), "std"] == pytest.approx(0.1)
+    assert summary.loc[("yeast", "mice", "nrmse"), "rank"] == 1
+    assert summary.loc[("zoo", "mean", "pfc"), "rank"] == 1
+    assert summary.loc[("zoo", "mice", "pfc"), "n_seeds"] == 3  # the failed seed does not count
+    assert ("yeast", "mean", "pfc") not in summary.index
+
+
+def test_markdown_bolds_the_best_per_column_and_csv_round_trips():
+    summary = lb.summarise(rows())
+    text = lb.to_markdown(summary)
+    assert "**0.700 ± 0.100**" in text and "**0.300 ± 0.000**" in text
+    assert "1.100 ± 0.100" in text and "**1.100" not in text
+    assert "yeast (NRMSE)" in text and "zoo (PFC)" in text
+    back = pd.read_csv(__import__("io").StringIO(lb.to_csv(summary)))
+    assert len(back) == len(summary) and set(back.columns) >= {"mean", "std", "rank", "n_seeds"}
+
+
+def test_empty_store_gives_a_friendly_table():
+    assert "No finished trials" in lb.to_markdown(lb.summarise(rows().iloc[:0]))

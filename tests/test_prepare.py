@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+import torch
+
+from helpers import correlated_dataset
+from imputebench.data.dataset import Dataset, DatasetError
+from imputebench.data.datamodule import IndexBatches, TabularDataModule
+from imputebench.data.prepare import prepare
+from imputebench.data.protocols import PROTOCOLS, get_protocol, split_rows
+from imputebench.data.transforms import TableTransform
+from imputebench.models.registry import UnknownNameError
+
+
+@pytest.mark.parametrize("name, test_share, val_share", [("vsae", 0.2, 0.2), ("vaeac", 0.25, 0.25)])
+def test_protocol_split_sizes_are_disjoint_and_cover(name, test_share, val_share):
+    splits = split_rows(1000, get_protocol(name), seed=3)
+    assert len(splits.test) == 1000 * test_share
+    assert len(splits.val) == round(1000 * (1 - test_share) * val_share)
+    everything = np.concatenate([splits.train, splits.val, splits.test])
+    assert sorted(everything) == list(range(1000))
+
+
+def test_transductive_scores_the_training_rows():
+    splits = split_rows(50, PROTOCOLS["transductive"], seed=0)
+    assert np.array_equal(splits.train, splits.test) and len(splits.val) == 0
+
+
+def test_unknown_protocol_lists_known_ones():
+    with pytest.raises(UnknownNameError, match="vsae, vaeac, transductive"):
+        get_protocol("paper")
+
+
+def test_transforms_use_observed_training_entries_only():
+    data = correlated_dataset()
+    prepared = prepare(data, get_protocol("vsae"), "mcar", 0.5, seed=1)
+    train_rows, observed = prepared.splits.train, prepared.observed[prepared.splits.train]
+    column = data.values[train_rows, 0][observed[:, 0]]
+    assert prepared.transform.mean[0] == pytest.approx(column.mean())
+    assert prepared.transform.std[0] == pytest.approx(column.std())
+
+    # Scramble every test value and every hidden training value: nothing fitted may change.
+    values = data.values.copy()
+    rng = np.random.default_rng(0)
+    values[prepared.splits.test, :3] = rng.normal(100, 50, size=(len(prepared.splits.test), 3))
+    hidden_train = np.zeros_like(prepared.observed)
+    hidden_train[train_rows] = ~prepared.observed[train_rows]
+    hidden_train[:, 3] = False  # keep category codes valid
+    values[hidden_train] = rng.normal(-100, 50, size=hidden_train.sum())
+    scrambled = prepare(Dataset(data.name, values, data.schema), get_protocol("vsae"), "mcar", 0.5, seed=1)
+    assert scrambled.mask_hash == prepared.mask_hash
+    np.testing.assert_array_equal(scrambled.transform.mean, prepared.transform.mean)
+    np.testing.assert_array_equal(scrambled.transform.std, prepared.transform.std)
+    assert torch.equal(scrambled.train.x, prepared.train.x)
+
+
+def test_prepared_tables_hide_every_unobserved_value():
+    prepared = prepare(correlated_dataset(), get_protocol("vaeac"), "mcar", 0.5, seed=0)
+    for table in (prepared.train, prepared.val, prepared.test):
+        assert torch.all(table.x[~table.observed] == 0)
+    # categorical blocks of observed entries are one-hot
+    block = prepared.test.x[:, 3:6][prepared.test.observed_features[:, 3]]
+    assert torch.all(block.sum(1) == 1)
+    assert prepared.test_held_out.mean() == pytest.approx(0.5, abs=0.1)
+
+
+def test_same_seed_same_data_other_seed_other_mask():
+    data = correlated_dataset()
+    a, b = (prepare(data, get_protocol("vsae"), "mcar", 0.3, seed=7) for _ in range(2))
+    assert a.mask_hash == b.mask_hash and torch.equal(a.test.x, b.test.x)
+    assert prepare(data, get_protocol("vsae"), "mcar", 0.3, seed=8).mask_hash != a.mask_hash
+
+
+def test_decode_inverts_encode():
+    data = correlated_dataset()
+    prepared = prepare(data, get_protocol("vsae"), "mcar", 0.5, seed=0)
+    full = np.ones_like(prepared.test_truth, dtype=bool)
+    encoded = prepared.transform.encode(prepared.test_truth, full)
+    np.testing.assert_allclose(prepared.transform.decode(encoded.x), prepared.test_truth, rtol=1e-5, atol=1e-4)
+
+
+def test_constant_and_all_missing_training_columns_fail_clearly():
+    data = correlated_dataset(50)
+    observed = np.ones(data.values.shape, dtype=bool)
+    observed[:, 1] = False
+    with pytest.raises(DatasetError, match=r"\['b'\] have no observed training entries"):
+        TableTransform.fit(data.values, observed, data.schema)
+    values = data.values.copy()
+    values[:, 2] = 4.0
+    with pytest.raises(DatasetError, match="constant"):
+        TableTransform.fit(values, np.ones_like(observed), data.schema)
+
+
+def test_dataset_validation_rejects_unusable_tables():
+    data = correlated_dataset(30)
+    constant = data.values.copy()
+    constant[:, 0] = 1.0
+    with pytest.raises(DatasetError, match="feature 'a' is constant"):
+        Dataset("c", constant, data.schema).validate()
+    missing = data.values.copy()
+    missing[:, 1] = np.nan
+    with pytest.raises(DatasetError, match="feature 'b' is entirely missing"):
+        Dataset("m", missing, data.schema).validate()
+    with pytest.raises(DatasetError, match="no rows"):
+        Dataset("e", data.values[:0], data.schema).validate()
+    with pytest.raises(DatasetError, match="do not match"):
+        Dataset("s", data.values[:, :2], data.schema)
+
+
+def test_datamodule_batches_by_index_on_the_device():
+    module = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0, batch_size=32)
+    module.setup()
+    train = module.data.train
+    batches = list(module.train_dataloader())
+    assert len(batches) == len(module.train_dataloader()) == -(-train.n_rows // 32)
+    stacked = torch.cat([x for x, _ in batches])
+    assert stacked.shape == train.x.shape
+    # a permutation of the training rows, every row exactly once
+    assert torch.allclose(stacked.sum(0), train.x.sum(0), atol=1e-4)
+    assert all(x.device == train.x.device and obs.dtype == torch.bool for x, obs in batches)
+    twin = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0, batch_size=32)
+    twin.setup()
+    assert torch.equal(next(iter(twin.train_dataloader()))[0], batches[0][0])  # same seed, same order
+    val = list(module.val_dataloader())
+    assert sum(len(x) for x, _ in val) == module.data.val.n_rows
+
+
+def test_index_batches_reject_bad_batch_size():
+    prepared = prepare(correlated_dataset(), get_protocol("vsae"), "mcar", 0.5, seed=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        IndexBatches(prepared.train, 0, shuffle=True)

@@ -1,0 +1,126 @@
+import json
+
+import pytest
+import torch
+
+from helpers import correlated_dataset
+from imputebench.models import registry
+from imputebench.models.imputer import Imputer, merge_observed
+from imputebench.runner.execute import run_sweep
+from imputebench.runner.store import ResultStore, StoreError
+from imputebench.runner.trials import Trial, expand
+
+DATA = {"toy": correlated_dataset(300)}
+
+
+class _Broken(Imputer):
+    """Always raises: stands for a model that crashes."""
+
+    def fit(self, train, val=None):
+        raise RuntimeError("boom")
+
+    def impute(self, table):  # pragma: no cover - never reached
+        return table.x
+
+
+class _NaN(Imputer):
+    """Returns NaN at every hidden entry: stands for a diverged model."""
+
+    def fit(self, train, val=None):
+        return self
+
+    def impute(self, table):
+        return merge_observed(table, torch.full_like(table.x, float("nan")))
+
+
+@pytest.fixture
+def extra_models(monkeypatch):
+    registry._load_builtin_models()
+    monkeypatch.setitem(registry._MODELS, "broken", _Broken)
+    monkeypatch.setitem(registry._MODELS, "nan", _NaN)
+
+
+def test_expand_orders_models_within_a_cell_and_keys_are_stable():
+    trials = expand(["mean", "mice"], ["a", "b"], ["mcar"], [0.3, 0.5], [0, 1], "vsae")
+    assert len(trials) == 2 * 2 * 2 * 2
+    assert [t.model for t in trials[:2]] == ["mean", "mice"] and trials[0].cell == trials[1].cell
+    assert len({t.key for t in trials}) == len(trials)
+    assert Trial("mean", "a", "mcar", 0.3, 0, "vsae").key == trials[0].key
+
+
+@pytest.mark.parametrize("ratio", [0, 1, -0.2, 1.5, float("nan"), True])
+def test_sweeps_with_ratios_outside_the_open_unit_interval_fail(ratio):
+    with pytest.raises(ValueError, match="missing ratio must"):
+        expand(["mean"], ["toy"], ["mcar"], [0.5, ratio], [0], "vsae")
+
+
+def test_rows_record_metrics_and_provenance(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_sweep(expand(["mean"], ["toy"], ["mcar"], [0.5], [0, 1], "vsae"), store, datasets=DATA)
+        frame = store.frame()
+    assert (summary.ok, summary.failed, summary.skipped) == (2, 0, 0)
+    row = frame.iloc[0]
+    assert row["status"] == "ok" and row["metric.nrmse"] > 0 and 0 < row["metric.pfc"] < 1
+    assert row["wall_time_s"] > 0 and row["peak_rss_mb"] > 0
+    assert len(row["mask_hash"]) == 64 and row["git_commit"]
+    assert json.loads(row["versions"])["torch"].startswith("2.13")
+    assert frame["mask_hash"].nunique() == 2  # one mask per seed
+
+
+def test_failures_are_isolated_and_recorded(tmp_path, extra_models):
+    trials = expand(["broken", "nan", "mean"], ["toy"], ["mcar"], [0.5], [0], "vsae")
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_sweep(trials, store, datasets=DATA)
+        frame = store.frame().set_index("model")
+    assert (summary.ok, summary.failed) == (1, 2)
+    assert frame.loc["broken", "status"] == "failed" and "RuntimeError: boom" in frame.loc["broken", "reason"]
+    assert frame.loc["nan", "status"] == "diverged"
+    assert frame.loc["mean", "status"] == "ok"
+
+
+def test_interrupted_sweep_keeps_finished_rows_and_resumes(tmp_path):
+    trials = expand(["mean"], ["toy"], ["mcar"], [0.3, 0.5], [0, 1], "vsae")
+    path = tmp_path / "r.sqlite"
+    seen = []
+
+    def interrupt_after_two(trial, row):
+        seen.append(trial)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with ResultStore(path) as store, pytest.raises(KeyboardInterrupt):
+        run_sweep(trials, store, datasets=DATA, on_trial_end=interrupt_after_two)
+    with ResultStore(path) as store:
+        assert store.finished_keys() == {t.key for t in trials[:2]}
+        summary = run_sweep(trials, store, datasets=DATA)
+        assert (summary.skipped, summary.ok) == (2, 2)
+        assert store.finished_keys() == {t.key for t in trials}
+
+
+def test_failed_trials_are_retried_on_rerun(tmp_path, extra_models, monkeypatch):
+    trials = expand(["broken"], ["toy"], ["mcar"], [0.5], [0], "vsae")
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run_sweep(trials, store, datasets=DATA)
+        monkeypatch.setitem(registry._MODELS, "broken", registry.get_model("mean"))
+        summary = run_sweep(trials, store, datasets=DATA)
+        assert summary.ok == 1 and store.frame()["status"].tolist() == ["ok"]
+
+
+def test_a_file_that_is_not_a_store_fails_clearly(tmp_path):
+    bogus = tmp_path / "r.sqlite"
+    bogus.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable results store"):
+        ResultStore(bogus)
+    assert bogus.read_bytes().startswith(b"this is not sqlite")
+
+
+def test_a_cell_that_cannot_be_prepared_fails_every_model_with_its_reason(tmp_path):
+    toy = DATA["toy"]
+    values = toy.values.copy()
+    values[:, 1] = 7.0  # a constant feature
+    data = {"const": type(toy)("const", values, toy.schema)}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_sweep(expand(["mean", "mice"], ["const"], ["mcar"], [0.5], [0], "vsae"), store, datasets=data)
+        frame = store.frame()
+    assert summary.failed == 2
+    assert frame["reason"].str.contains("feature 'b' is constant").all()
