@@ -81,3 +81,20 @@ def test_models_and_datasets_listings(mirror_dir):
 def test_leaderboard_without_store_fails_clearly(tmp_path):
     result = invoke("leaderboard", "--store", str(tmp_path / "none.sqlite"))
     assert result.exit_code == 1 and "no results store" in result.output
+
+
+def test_malformed_data_file_exits_1_naming_file_and_line(tmp_path, mirror_dir, store):
+    folder = tmp_path / "glass"
+    folder.mkdir()
+    lines = (mirror_dir / "glass" / "glass.data").read_text().splitlines()
+    lines[16] = lines[16].replace(",", ",,", 1)  # line 17 gets an extra field
+    (folder / "glass.data").write_text("\n".join(lines) + "\n")
+    args = ("--models", "mean", "--store", store)
+    assert invoke("run", "--datasets", "iris", *args).exit_code == 0
+    result = invoke("run", "--datasets", "glass", "--data-dir", str(tmp_path), *args)
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "glass.data" in message and "line 17" in message
+    assert stored_rows(store) == 1
+    listing = invoke("datasets", "--data-dir", str(tmp_path))
+    assert "unreadable" in listing.output

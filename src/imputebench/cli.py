@@ -143,18 +143,24 @@ def leaderboard(store: StorePath = DEFAULT_STORE, fmt: Format = "md",
 @app.command("datasets")
 def list_datasets(data_dir: DataDir = None) -> None:
     """Every dataset: rows, features by kind, source and licence."""
-    table = Table(Column("name", no_wrap=True), "rows", "features", "target", "source", "licence")
+    table = Table(Column("name", no_wrap=True), Column("rows", no_wrap=True), "features", "target", "source", "licence")
+    problems: list[str] = []
     for name in dataset_names():
         spec = get_spec(name)
-        try:
-            data = load_dataset(name, data_dir)
-            complete = data.complete_cases().n_rows
-            rows = f"{data.n_rows}" + (f" ({complete} complete)" if complete != data.n_rows else "")
-            features, target = data.schema.summary(), data.target_name or "–"
-        except DatasetError:
-            rows, features, target = "not fetched", "–", "–"
+        rows, features, target = "not fetched", "–", "–"
+        if all(f.local_path(data_dir or default_data_dir()).exists() for f in spec.files):
+            try:
+                data = load_dataset(name, data_dir)
+                complete = data.complete_cases().n_rows
+                rows = f"{data.n_rows}" + (f" ({complete} complete)" if complete != data.n_rows else "")
+                features, target = data.schema.summary(), data.target_name or "–"
+            except DatasetError as err:
+                rows = "[red]unreadable[/]"
+                problems.append(str(err))
         table.add_row(name, rows, features, target, spec.source, spec.licence)
     console.print(table)
+    for problem in problems:
+        err_console.print(f"[red]unreadable:[/] {problem}", highlight=False)
 
 
 @app.command("models")

@@ -48,9 +48,7 @@ class DataCache:
 
 def _row(trial: Trial, status: str, reason: str | None, **fields: object) -> ResultRow:
     return ResultRow(
-        key=trial.key, model=trial.model, dataset=trial.dataset, mechanism=trial.mechanism, ratio=trial.ratio,
-        seed=trial.seed, protocol=trial.protocol, status=status, reason=reason,
-        versions=package_versions(), git_commit=git_commit(),
+        trial=trial, status=status, reason=reason, versions=package_versions(), git_commit=git_commit(),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
     )
 

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from imputebench.runner.trials import Trial
+
 COLUMNS = (
-    "key", "model", "dataset", "mechanism", "ratio", "seed", "protocol", "status", "reason",
+    "config_hash", "model", "dataset", "mechanism", "ratio", "seed", "protocol", "status", "reason",
     "metrics", "wall_time_s", "peak_rss_mb", "n_params", "config", "mask_hash", "versions",
     "git_commit", "hardware", "finished_at",
 )
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS trials (
-    key TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, mechanism TEXT NOT NULL,
+    config_hash TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, mechanism TEXT NOT NULL,
     ratio REAL NOT NULL, seed INTEGER NOT NULL, protocol TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')), reason TEXT,
     metrics TEXT NOT NULL, wall_time_s REAL, peak_rss_mb REAL, n_params INTEGER, config TEXT,
@@ -33,13 +35,9 @@ CREATE TABLE IF NOT EXISTS trials (
 
 @dataclass
 class ResultRow:
-    key: str
-    model: str
-    dataset: str
-    mechanism: str
-    ratio: float
-    seed: int
-    protocol: str
+    """A trial's outcome; its row's primary key is ``trial.key`` (stored as ``config_hash``)."""
+
+    trial: Trial
     status: str
     reason: str | None
     metrics: dict = field(default_factory=dict)
@@ -82,10 +80,12 @@ class ResultStore:
         self.close()
 
     def finished_keys(self) -> set[str]:
-        return {k for (k,) in self._db.execute("SELECT key FROM trials WHERE status = 'ok'")}
+        return {k for (k,) in self._db.execute("SELECT config_hash FROM trials WHERE status = 'ok'")}
 
     def write(self, row: ResultRow) -> None:
-        values = [getattr(row, c) for c in COLUMNS]
+        trial = row.trial
+        fields = {**asdict(row), **asdict(trial), "config_hash": trial.key}
+        values = [fields[c] for c in COLUMNS]
         values = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in values]
         with self._db:  # one transaction per row
             self._db.execute(
@@ -94,9 +94,9 @@ class ResultStore:
             )
 
     def frame(self, keys: set[str] | None = None) -> pd.DataFrame:
-        """All rows (or those whose key is in ``keys``), metrics expanded into ``metric.*`` columns."""
+        """All rows (or those whose config hash is in ``keys``), metrics expanded into ``metric.*`` columns."""
         df = pd.read_sql_query(f"SELECT {', '.join(COLUMNS)} FROM trials", self._db)
         if keys is not None:
-            df = df[df["key"].isin(keys)]
+            df = df[df["config_hash"].isin(keys)]
         metrics = pd.json_normalize([json.loads(m) for m in df["metrics"]]).add_prefix("metric.")
         return pd.concat([df.drop(columns="metrics").reset_index(drop=True), metrics], axis=1)
