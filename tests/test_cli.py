@@ -98,3 +98,21 @@ def test_malformed_data_file_exits_1_naming_file_and_line(tmp_path, mirror_dir, 
     assert stored_rows(store) == 1
     listing = invoke("datasets", "--data-dir", str(tmp_path))
     assert "unreadable" in listing.output
+
+
+def test_data_fetch_verifies_and_rejects_a_corrupt_mirror(tmp_path, mirror_dir):
+    good = invoke("data", "fetch", "zoo", "--mirror", str(mirror_dir), "--data-dir", str(tmp_path / "cache"))
+    assert good.exit_code == 0 and (tmp_path / "cache" / "zoo" / "zoo.data").exists()
+    corrupt = tmp_path / "mirror" / "zoo"
+    corrupt.mkdir(parents=True)
+    data = bytearray((mirror_dir / "zoo" / "zoo.data").read_bytes())
+    data[100] ^= 1
+    (corrupt / "zoo.data").write_bytes(bytes(data))
+    (corrupt / "zoo.names").write_bytes((mirror_dir / "zoo" / "zoo.names").read_bytes())
+    bad = invoke("data", "fetch", "zoo", "--mirror", str(tmp_path / "mirror"), "--data-dir", str(tmp_path / "fresh"))
+    message = " ".join(bad.output.split())
+    assert bad.exit_code == 1 and "sha256 mismatch" in message
+    assert "cddc71c26ab9bc82795b8f4ff114cade41885d92720c6af29ffb69bcf73f0315" in message.replace(" ", "")
+    assert not (tmp_path / "fresh" / "zoo" / "zoo.data").exists()
+    unknown = invoke("data", "fetch", "zo")
+    assert unknown.exit_code == 2 and "unknown dataset 'zo'" in unknown.output

@@ -1,4 +1,5 @@
 import json
+import sqlite3
 
 import pytest
 import torch
@@ -124,3 +125,14 @@ def test_a_cell_that_cannot_be_prepared_fails_every_model_with_its_reason(tmp_pa
         frame = store.frame()
     assert summary.failed == 2
     assert frame["reason"].str.contains("feature 'b' is constant").all()
+
+
+def test_a_store_of_another_layout_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE trials (key TEXT PRIMARY KEY, model TEXT)")
+        db.execute("INSERT INTO trials VALUES ('abc', 'mean')")
+    with pytest.raises(StoreError, match="another version of imputebench"):
+        ResultStore(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT * FROM trials").fetchall() == [("abc", "mean")]

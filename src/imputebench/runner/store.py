@@ -67,8 +67,15 @@ class ResultStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
             self._db.commit()
+            columns = tuple(name for _, name, *_ in self._db.execute("PRAGMA table_info(trials)"))
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path} is not a usable results store: {err}") from None
+        if columns != COLUMNS:
+            self._db.close()
+            raise StoreError(
+                f"{self.path} was written by another version of imputebench (columns {', '.join(columns)}); "
+                "it is left untouched: pass a new --store"
+            )
 
     def close(self) -> None:
         self._db.close()
