@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -55,6 +56,14 @@ def _seeds(text: str) -> list[int]:
     return values
 
 
+def _check_device(device: str) -> None:
+    """A device torch knows and this machine has."""
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        raise ValueError(f"device {device!r} is not usable here: {err}") from None
+
+
 def _render(summary, fmt: str) -> str:
     if fmt not in ("md", "csv"):
         raise _fail(f"unknown format {fmt!r}; known: md, csv", 2)
@@ -83,6 +92,7 @@ def run(
         for name in mechanism_list:
             get_mechanism(name)
         get_protocol(protocol)
+        _check_device(device)
         dataset_list = resolve_datasets(datasets)
         trials = expand(model_list, dataset_list, mechanism_list, [float(r) for r in _split(ratios)], _seeds(seeds), protocol)
     except (UnknownNameError, ValueError) as err:
