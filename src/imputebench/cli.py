@@ -111,7 +111,8 @@ def run(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with results, Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task("trials", total=len(trials))
-        progress.advance(task, sum(t.key in results.finished_keys() for t in trials))
+        finished = results.finished_keys()  # one query, not one per trial
+        progress.advance(task, sum(t.key in finished for t in trials))
 
         def advance(trial, row) -> None:
             label = f"{trial.model} · {trial.dataset} · {trial.mechanism} {trial.ratio:g} · seed {trial.seed}"
