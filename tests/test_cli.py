@@ -46,7 +46,7 @@ def test_run_prints_a_leaderboard_and_resumes(store):
         (("--ratios", "1.5"), "open interval (0, 1), got 1.5"),
         (("--ratios", "0"), "open interval (0, 1), got 0.0"),
         (("--seeds", "0"), "count >= 1"),
-        (("--device", "tpu9"), "device 'tpu9' is not usable"),
+        (("--accelerator", "tpu9"), "accelerator 'tpu9' is not usable"),
     ],
 )
 def test_bad_input_exits_2_with_the_valid_names_and_keeps_results(store, args, message):

@@ -16,9 +16,10 @@ from imputebench.data.dataset import DatasetError
 from imputebench.data.download import ChecksumError, DownloadError, fetch
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
-from imputebench.masks import get_mechanism
+from imputebench.masks import get_mechanism, validate_ratio
 from imputebench.models.registry import UnknownNameError, get_model, model_names
 from imputebench.runner.execute import run_sweep
+from imputebench.runner.presets import config_resolver, read_model_config
 from imputebench.runner.store import ResultStore, StoreError
 from imputebench.runner.trials import expand
 
@@ -56,12 +57,14 @@ def _seeds(text: str) -> list[int]:
     return values
 
 
-def _check_device(device: str) -> None:
-    """A device torch knows and this machine has."""
+def _device(accelerator: str) -> str:
+    """The torch device for ``--accelerator`` (cpu, gpu, cuda, cuda:N, mps, auto), checked to exist here."""
+    device = {"gpu": "cuda", "auto": "cuda" if torch.cuda.is_available() else "cpu"}.get(accelerator, accelerator)
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as err:
-        raise ValueError(f"device {device!r} is not usable here: {err}") from None
+        raise ValueError(f"accelerator {accelerator!r} is not usable here: {err}") from None
+    return device
 
 
 def _render(summary, fmt: str) -> str:
@@ -80,7 +83,12 @@ def run(
     protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",
     data_dir: DataDir = None,
     store: StorePath = DEFAULT_STORE,
-    device: Annotated[str, typer.Option(help="Torch device for tensors and models.")] = "cpu",
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto.")] = "cpu",
+    max_epochs: Annotated[int | None, typer.Option(help="Override every deep model's epoch budget.", min=1)] = None,
+    patience: Annotated[int | None, typer.Option(help="Override early-stopping patience (epochs).", min=1)] = None,
+    model_config: Annotated[
+        Path | None, typer.Option(help="YAML mapping model -> overrides (e.g. configs/vsae-long.yaml).")
+    ] = None,
     fmt: Format = "md",
 ) -> None:
     """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard."""
@@ -92,20 +100,30 @@ def run(
         for name in mechanism_list:
             get_mechanism(name)
         get_protocol(protocol)
-        _check_device(device)
+        device = _device(accelerator)
         dataset_list = resolve_datasets(datasets)
-        trials = expand(model_list, dataset_list, mechanism_list, [float(r) for r in _split(ratios)], _seeds(seeds), protocol)
+        ratio_list, seed_list = [validate_ratio(float(r)) for r in _split(ratios)], _seeds(seeds)
+        overrides = read_model_config(model_config) if model_config else {}
     except (UnknownNameError, ValueError) as err:
         raise _fail(str(err), 2) from None
-    if not trials:
-        raise _fail("the sweep is empty: name at least one model, dataset, mechanism, ratio and seed", 2)
     try:
         # Fail before any trial (and before opening the store) if a file is missing or malformed.
         loaded = {name: load_dataset(name, data_dir) for name in dataset_list}
         for data in loaded.values():
             data.complete_cases().validate()
+    except DatasetError as err:
+        raise _fail(str(err), 1) from None
+    try:
+        config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides,
+                                     max_epochs=max_epochs, patience=patience)
+        trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for)
+    except ValueError as err:
+        raise _fail(str(err), 2) from None
+    if not trials:
+        raise _fail("the sweep is empty: name at least one model, dataset, mechanism, ratio and seed", 2)
+    try:
         results = ResultStore(store)
-    except (DatasetError, StoreError) as err:
+    except StoreError as err:
         raise _fail(str(err), 1) from None
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -176,11 +194,13 @@ def list_datasets(data_dir: DataDir = None) -> None:
 
 @app.command("models")
 def list_models() -> None:
-    """Every registered model."""
-    table = Table("name", "description")
+    """Every registered model, its paper and what it is trained on."""
+    table = Table(Column("name", no_wrap=True), "description", "paper", "trained on")
     for name in model_names():
-        doc = (get_model(name).__doc__ or "").strip().splitlines()
-        table.add_row(name, doc[0] if doc else "")
+        model = get_model(name)
+        doc = (model.__doc__ or "").strip().splitlines()
+        trained_on = "complete data" if model.trained_on_complete_data else "observed entries"
+        table.add_row(name, doc[0] if doc else "", model.paper, trained_on)
     console.print(table)
 
 

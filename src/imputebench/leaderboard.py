@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from imputebench.models.registry import UnknownNameError, get_model
+
 PRIMARY_METRICS = ("nrmse", "pfc")
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
 
@@ -20,7 +22,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     ok = rows[rows["status"] == "ok"]
     metric_cols = [f"metric.{m}" for m in PRIMARY_METRICS if f"metric.{m}" in ok.columns]
     if ok.empty or not metric_cols:
-        return pd.DataFrame(columns=[*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s"])
+        return pd.DataFrame(columns=[*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s", "complete_data"])
     long = ok.melt(id_vars=[*GROUP, "model", "seed", "wall_time_s"], value_vars=metric_cols, var_name="metric")
     long = long.dropna(subset=["value"])
     long["metric"] = long["metric"].str.removeprefix("metric.")
@@ -31,7 +33,15 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     )
     stats["metric_rank"] = stats.groupby([*GROUP, "metric"])["mean"].rank(method="min")
     stats["rank"] = stats.groupby([*GROUP, "model"])["metric_rank"].transform("mean")
+    stats["complete_data"] = stats["model"].map(_complete_data)
     return stats.drop(columns="metric_rank").sort_values([*GROUP, "metric", "rank", "model"]).reset_index(drop=True)
+
+
+def _complete_data(model: str) -> bool:
+    try:
+        return get_model(model).trained_on_complete_data
+    except UnknownNameError:  # a row of a model this version no longer has
+        return False
 
 
 def to_csv(summary: pd.DataFrame) -> str:
@@ -58,7 +68,11 @@ def to_markdown(summary: pd.DataFrame) -> str:
         seeds = block.groupby("model")["n_seeds"].min()
         table["seeds"] = seeds.astype(str)
         table = table.loc[ranks.sort_values().index]
+        table.index = pd.Index([f"{m} †" if _complete_data(m) else m for m in table.index], name="model")
         header = f"### protocol `{protocol}`, mechanism `{mechanism}`, missing ratio {ratio:g}\n\n"
         sections.append(header + table.reset_index().to_markdown(index=False) + "\n")
-    footer = "Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; rank averaged over datasets and metrics.\n"
+    footer = (
+        "Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; rank averaged over datasets and "
+        "metrics; † = trained on complete data (as the VSAE tables mark their last rows).\n"
+    )
     return "\n".join(sections) + "\n" + footer

@@ -22,14 +22,17 @@ from imputebench.data.table import MaskedTable
 class IndexBatches:
     """Iterate ``(x, observed)`` mini-batches of a :class:`MaskedTable` by index slices."""
 
-    def __init__(self, table: MaskedTable, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, table: MaskedTable, batch_size: int, shuffle: bool, seed: int = 0, min_rows: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.table, self.batch_size, self.shuffle = table, batch_size, shuffle
+        if table.n_rows < min_rows:
+            raise ValueError(f"{table.n_rows} rows: at least {min_rows} are needed per training batch")
+        self.table, self.batch_size, self.shuffle, self.min_rows = table, batch_size, shuffle, min_rows
         self.generator = torch.Generator(device=table.x.device).manual_seed(seed)
 
     def __len__(self) -> int:
-        return -(-self.table.n_rows // self.batch_size)
+        full, rest = divmod(self.table.n_rows, self.batch_size)
+        return full + (rest >= max(self.min_rows, 1))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, device = self.table.n_rows, self.table.x.device
@@ -39,7 +42,23 @@ class IndexBatches:
             else torch.arange(n, device=device)
         )
         for idx in order.split(self.batch_size):
+            if len(idx) < self.min_rows:  # a last batch too small for batch normalisation is skipped
+                return
             yield self.table.x[idx], self.table.observed[idx]  # (b, D), (b, D)
+
+
+class FixedBatches:
+    """Consecutive slices of aligned tensors, in order (evaluation batches). An iterable, not a
+    list: Lightning reads a list as several loaders."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int) -> None:
+        self.tensors, self.batch_size = tensors, batch_size
+
+    def __len__(self) -> int:
+        return -(-self.tensors[0].shape[0] // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return zip(*(t.split(self.batch_size) for t in self.tensors))
 
 
 class TabularDataModule(L.LightningDataModule):

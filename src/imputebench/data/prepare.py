@@ -19,7 +19,7 @@ import torch
 
 from imputebench.data.dataset import Dataset
 from imputebench.data.protocols import Protocol, Splits, split_rows
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import MaskedTable, ValidationSplit
 from imputebench.data.transforms import TableTransform
 from imputebench.masks import make_mask, mask_hash
 
@@ -36,6 +36,23 @@ class PreparedData:
     train: MaskedTable
     val: MaskedTable | None
     test: MaskedTable
+    device: torch.device | str = "cpu"
+
+    def complete(self, rows: np.ndarray) -> MaskedTable:
+        """``rows`` with every entry observed: for models trained on complete data (CVAE w/ data),
+        and as the scoring truth of the validation split. Never given to a partially-observed model."""
+        return self.transform.encode(self.dataset.values[rows], np.ones((len(rows), len(self.dataset.schema)), bool), self.device)
+
+    @property
+    def train_complete(self) -> MaskedTable:
+        return self.complete(self.splits.train)
+
+    @property
+    def validation(self) -> ValidationSplit | None:
+        """The validation split with the true values of its hidden entries, for model selection."""
+        if self.val is None:
+            return None
+        return ValidationSplit(self.val, self.complete(self.splits.val).x)
 
     @property
     def test_truth(self) -> np.ndarray:
@@ -76,4 +93,6 @@ def prepare(
         return transform.encode(data.values[rows], observed[rows], device)
 
     val = table(splits.val) if len(splits.val) else None
-    return PreparedData(data, splits, observed, mask_hash(observed), transform, table(splits.train), val, table(splits.test))
+    return PreparedData(
+        data, splits, observed, mask_hash(observed), transform, table(splits.train), val, table(splits.test), device
+    )

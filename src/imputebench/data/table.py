@@ -46,3 +46,22 @@ class MaskedTable:
 
     def to(self, device: torch.device | str) -> MaskedTable:
         return MaskedTable(self.x.to(device), self.observed.to(device), self.schema)
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation split as model selection uses it (the papers pick the best epoch on it).
+
+    ``table`` is what the model sees, masked like every split; ``truth`` holds the
+    encoded complete values, used only to score the validation imputations.
+    """
+
+    table: MaskedTable
+    truth: torch.Tensor  # (n, D) float
+
+    def __post_init__(self) -> None:
+        if tuple(self.truth.shape) != tuple(self.table.x.shape):
+            raise ValueError(f"ValidationSplit: truth {tuple(self.truth.shape)} != table {tuple(self.table.x.shape)}")
+
+    def to(self, device: torch.device | str) -> ValidationSplit:
+        return ValidationSplit(self.table.to(device), self.truth.to(device))

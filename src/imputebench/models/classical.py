@@ -24,7 +24,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import BayesianRidge, LogisticRegression
 
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import MaskedTable, ValidationSplit
 from imputebench.models.imputer import Imputer, merge_observed
 from imputebench.models.missingpy_compat import load_missforest
 from imputebench.models.registry import register_model
@@ -89,12 +89,14 @@ def _round_codes(values: np.ndarray, schema: FeatureSchema) -> np.ndarray:
 class MeanModeImputer(Imputer):
     """Mean (numeric) / mode (categorical; ties -> lowest code) of the observed training entries."""
 
+    paper = "classical baseline (papers/000, papers/002 tables)"
+
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
         self.schema_: FeatureSchema | None = None
         self.fill_: np.ndarray | None = None
 
-    def fit(self, train: MaskedTable, val: MaskedTable | None = None) -> MeanModeImputer:
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> MeanModeImputer:
         self.fill_ = _fill_statistics(_training_values(train), train.schema)
         self.schema_ = train.schema
         return self
@@ -175,6 +177,8 @@ class MiceImputer(Imputer):
     features as predictors); ``tests/test_classical.py`` checks their imputations agree.
     """
 
+    paper = "van Buuren & Groothuis-Oudshoorn 2011 (JSS)"
+
     def __init__(
         self,
         seed: int = 0,
@@ -204,7 +208,7 @@ class MiceImputer(Imputer):
         }
 
     # --- Imputer contract ---
-    def fit(self, train: MaskedTable, val: MaskedTable | None = None) -> MiceImputer:
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> MiceImputer:
         schema = train.schema
         values = _training_values(train)
         missing = np.isnan(values)
@@ -347,6 +351,8 @@ class MissForestImputer(Imputer):
     ``impute`` reruns MissForest (cost grows with the training size).
     """
 
+    paper = "Stekhoven & Bühlmann 2012 (Bioinformatics)"
+
     def __init__(self, seed: int = 0, max_iter: int = 10, n_estimators: int = 100, n_jobs: int | None = -1) -> None:
         super().__init__(seed)
         self.max_iter = max_iter
@@ -362,7 +368,7 @@ class MissForestImputer(Imputer):
             "criterion": ["squared_error", "gini"],
         }
 
-    def fit(self, train: MaskedTable, val: MaskedTable | None = None) -> MissForestImputer:
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> MissForestImputer:
         self.train_values_ = _training_values(train)
         self.schema_ = train.schema
         load_missforest()  # fail here, not at impute time, if missingpy cannot be made to work

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import MaskedTable, ValidationSplit
 
 
 class Imputer(ABC):
@@ -20,12 +20,17 @@ class Imputer(ABC):
 
     #: registry name, set by :func:`imputebench.models.registry.register_model`
     name: str = ""
+    #: the paper that defines the model, as cited in ``imputebench models``
+    paper: str = ""
+    #: trained on the complete training rows (the VSAE tables' "trained with
+    #: fully-observed data" rows); the runner gives such models ``train_complete``
+    trained_on_complete_data: bool = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
     @abstractmethod
-    def fit(self, train: MaskedTable, val: MaskedTable | None = None) -> Imputer:
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> Imputer:
         """Learn from the observed entries of ``train`` (``val`` for model selection only)."""
 
     @abstractmethod
@@ -34,6 +39,15 @@ class Imputer(ABC):
 
     def config(self) -> dict:
         """Hyper-parameters that identify this model in a result row."""
+        return {}
+
+    @classmethod
+    def config_fields(cls) -> frozenset[str]:
+        """Names a trial's model configuration may set (presets keep only these)."""
+        return frozenset()
+
+    def training_summary(self) -> dict[str, float]:
+        """Figures about the fit worth storing beside the metrics (e.g. epochs used)."""
         return {}
 
 

@@ -16,10 +16,15 @@ from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.evaluate import score
+from imputebench.models.base import DivergedError
 from imputebench.models.registry import get_model
 from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
 from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.trials import Trial
+
+
+#: masks generated from the prior per trial (VSAE section 3.2: "over 100 samples")
+GENERATED_MASKS = 100
 
 
 class DataCache:
@@ -59,6 +64,18 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
+def _generation(model: object, data: PreparedData) -> dict[str, float]:
+    """For models of the mask (VSAE section 3.2): the proportion of zeros in 100 generated
+    masks, beside the missing ratio of the training split it learnt from."""
+    if not getattr(model, "generates_masks", False):
+        return {}
+    _, observed = model.generate(GENERATED_MASKS)  # (100, d)
+    return {
+        "generated_missing_ratio": float(1.0 - observed.float().mean()),
+        "train_missing_ratio": float(1.0 - data.train.observed_features.float().mean()),
+    }
+
+
 def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
     """Fit, impute and score one trial; any exception becomes a ``failed`` row."""
     hw = hardware(cache.device)
@@ -67,8 +84,12 @@ def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
         model = get_model(trial.model)(seed=trial.seed, **trial.model_config)
         torch.manual_seed(trial.seed)
         start = time.perf_counter()
+        train = data.train_complete if model.trained_on_complete_data else data.train
         with PeakMemory() as memory:
-            model.fit(data.train, data.val)
+            try:
+                model.fit(train, data.validation)
+            except DivergedError as err:
+                return _row(trial, "diverged", str(err), config=model.config(), mask_hash=data.mask_hash, hardware=hw)
             imputed = model.impute(data.test)  # (n_test, D)
         wall = time.perf_counter() - start
         n_params = sum(p.numel() for p in model.parameters()) if isinstance(model, torch.nn.Module) else None
@@ -76,7 +97,8 @@ def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
                       mask_hash=data.mask_hash, hardware=hw)
         if not torch.isfinite(imputed).all():
             return _row(trial, "diverged", "imputations contain NaN or inf", **common)
-        return _row(trial, "ok", None, metrics=score(data, imputed), **common)
+        metrics = {**score(data, imputed), **model.training_summary(), **_generation(model, data)}
+        return _row(trial, "ok", None, metrics=metrics, **common)
     except Exception as err:  # noqa: BLE001 - one trial's failure must not end the sweep
         return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from imputebench.masks import validate_ratio
@@ -41,12 +42,16 @@ def expand(
     ratios: list[float],
     seeds: list[int],
     protocol: str,
-    model_configs: dict[str, dict] | None = None,
+    config_for: Callable[[str, str], dict] | None = None,
 ) -> list[Trial]:
-    """All trials, ordered so that the models of one data cell run back to back."""
-    configs = model_configs or {}
+    """All trials, ordered so that the models of one data cell run back to back.
+
+    ``config_for(model, dataset)`` gives each trial's model configuration
+    (see :mod:`imputebench.runner.presets`); it is part of the trial's key.
+    """
     ratios = [validate_ratio(r) for r in ratios]
+    configs = {(m, d): (config_for(m, d) if config_for else {}) for m in models for d in datasets}
     return [
-        Trial(model, dataset, mechanism, ratio, seed, protocol, configs.get(model, {}))
+        Trial(model, dataset, mechanism, ratio, seed, protocol, configs[model, dataset])
         for dataset, mechanism, ratio, seed, model in itertools.product(datasets, mechanisms, ratios, seeds, models)
     ]

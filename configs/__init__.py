@@ -1,0 +1,1 @@
+"""Presets shipped with imputebench (YAML files in this folder); see training.yaml."""

@@ -1,0 +1,230 @@
+"""The shared Lightning base of every deep imputer.
+
+A model subclasses :class:`ImputerModule`, declares a frozen ``Config``
+dataclass (extending :class:`TrainingConfig`) and writes three methods, top to
+bottom beside its paper: ``build(schema)`` (networks), ``loss(x, observed)``
+(the negative objective and its parts) and ``impute_batch(x, observed)`` (one
+imputation draw). The base owns everything else: Adam, mini-batches by index on
+the device, epoch-level logging, selection of the best epoch by validation
+imputation error with early stopping, divergence detection, multiple
+imputation and its pooling.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from abc import abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from typing import ClassVar
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+
+from imputebench.data.datamodule import FixedBatches, IndexBatches
+from imputebench.data.table import MaskedTable, ValidationSplit
+from imputebench.models.imputer import Imputer, merge_observed
+from imputebench.nn.layout import SchemaLayout
+from imputebench.schema import FeatureSchema
+from imputebench.selection import SelectionError
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss; the runner stores the trial as ``diverged``."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training fields every deep model shares (VSAE appendix B.3; long version appendix D)."""
+
+    lr: float = 1e-3  # Adam learning rate; per-family presets in configs/training.yaml
+    batch_size: int = 64  # not stated in the VSAE paper; the common choice of its baselines' code
+    max_epochs: int = 1000  # "find a best model in 1000 epochs"
+    patience: int = 100  # epochs without a better validation error before stopping (ours)
+    n_imputations: int = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
+    eval_rows: int = 16384  # rows x draws per forward pass when imputing (memory bound only)
+
+
+def make_config(cls: type, overrides: dict) -> object:
+    """``cls()`` with ``overrides``; unknown names fail with the list of known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown configuration {unknown}; known: {', '.join(sorted(known))}")
+    return replace(cls(), **overrides)
+
+
+@contextmanager
+def _quiet_lightning():
+    """Lightning announces devices and hints on every fit; a sweep runs thousands of fits."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"lightning\..*")
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+class ImputerModule(L.LightningModule, Imputer):
+    """Base of the deep imputers: a LightningModule that fulfils the :class:`Imputer` contract."""
+
+    Config: ClassVar[type[TrainingConfig]] = TrainingConfig
+    #: False for deterministic models (AE): one draw is the imputation
+    stochastic: ClassVar[bool] = True
+
+    def __init__(self, seed: int = 0, **config: object) -> None:
+        L.LightningModule.__init__(self)
+        Imputer.__init__(self, seed)
+        self.cfg = make_config(self.Config, config)
+        self.schema: FeatureSchema | None = None
+        self.best_score, self.best_epoch, self.epochs_trained = float("inf"), -1, 0
+        self._best_state: dict | None = None
+
+    # --- what a model writes -----------------------------------------------------------
+    @abstractmethod
+    def build(self, schema: FeatureSchema) -> None:
+        """Create the networks for ``schema`` (called once, at the start of :meth:`fit`)."""
+
+    @abstractmethod
+    def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"loss": scalar to minimise, ...parts to log}`` for a batch ``(b, D)``, hidden entries 0."""
+
+    @abstractmethod
+    def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """One imputation draw ``(b, D)`` (means for numeric columns, one-hot modes for categories)."""
+
+    # --- the Imputer contract -----------------------------------------------------------------
+    @classmethod
+    def config_fields(cls) -> frozenset[str]:
+        return frozenset(f.name for f in fields(cls.Config))
+
+    def config(self) -> dict:
+        return asdict(self.cfg)
+
+    def training_summary(self) -> dict[str, float]:
+        return {"epochs": self.epochs_trained, "best_epoch": self.best_epoch}
+
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
+        torch.manual_seed(self.seed)
+        self.schema = train.schema
+        self.layout = SchemaLayout(train.schema)
+        self.selection = SelectionError(train.schema)
+        self.build(train.schema)
+        device = train.x.device
+        monitor = "val_error" if val is not None else "train_loss"
+        batches = IndexBatches(train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2)  # batch norm
+        val_batches = None
+        if val is not None:
+            chunk = max(1, self.cfg.eval_rows // self._draws())
+            val_batches = FixedBatches((val.table.x, val.table.observed, val.truth), chunk)
+        with _quiet_lightning():
+            trainer = self._make_trainer(device, monitor, val is not None)
+            trainer.fit(self, batches, val_batches)
+        self.epochs_trained = trainer.current_epoch
+        if self._best_state is not None:
+            self.load_state_dict(self._best_state)
+        self.eval()
+        return self
+
+    def _make_trainer(self, device: torch.device, monitor: str, validated: bool) -> L.Trainer:
+        """A quiet trainer on the data's device: no logger, checkpoints or progress bar."""
+        stop = EarlyStopping(monitor, patience=self.cfg.patience, mode="min", check_finite=False,
+                             check_on_train_epoch_end=not validated)
+        return L.Trainer(
+            accelerator="gpu" if device.type == "cuda" else device.type,
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            max_epochs=self.cfg.max_epochs,
+            callbacks=[stop],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+
+    @torch.no_grad()
+    def impute(self, table: MaskedTable) -> torch.Tensor:
+        """The single imputation: mean (numeric) / mode (categorical) over ``n_imputations`` draws."""
+        return merge_observed(table, self.pool(self.impute_multiple(table, self._draws())))
+
+    @torch.no_grad()
+    def impute_multiple(self, table: MaskedTable, k: int) -> torch.Tensor:
+        """``(k, n, D)`` imputations of ``table``, observed entries unchanged; reproducible per seed."""
+        self.eval()
+        devices = [table.x.device] if table.x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + 1)
+            draws = self._draw(table.x, table.observed, k)  # (k, n, D)
+        return torch.where(table.observed, table.x, draws)
+
+    def pool(self, draws: torch.Tensor) -> torch.Tensor:
+        """``(k, n, D)`` -> ``(n, D)``: mean of numeric columns, majority category of one-hot blocks."""
+        return self.layout.argmax_one_hot(draws.mean(0))
+
+    def _draws(self) -> int:
+        return self.cfg.n_imputations if self.stochastic else 1
+
+    def _draw(self, x: torch.Tensor, observed: torch.Tensor, k: int) -> torch.Tensor:
+        """``k`` draws for every row, ``eval_rows`` rows x draws per forward pass. ``(k, n, D)``."""
+        x = x * observed
+        chunk = max(1, self.cfg.eval_rows // k)
+        parts = []
+        for xs, os in zip(x.split(chunk), observed.split(chunk)):
+            b = xs.shape[0]
+            out = self.impute_batch(xs.repeat(k, 1), os.repeat(k, 1))  # (k*b, D)
+            parts.append(out.view(k, b, -1))
+        return torch.cat(parts, dim=1)
+
+    # --- Lightning hooks ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+
+    def on_train_epoch_start(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._steps = 0
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, observed = batch
+        parts = self.loss(x * observed, observed)
+        for name, value in parts.items():  # summed on the device; read once per epoch
+            self._sums[name] = self._sums.get(name, 0.0) + value.detach()
+        self._steps += 1
+        return parts["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        means = {name: float(total) / self._steps for name, total in self._sums.items()}
+        if not torch.isfinite(torch.tensor(means["loss"])):
+            raise DivergedError(f"{self.name}: non-finite training loss at epoch {self.current_epoch}")
+        self.log_dict({f"train_{name}": value for name, value in means.items()})
+        if self.trainer.val_dataloaders is None:
+            self._consider(means["loss"])
+
+    def on_validation_epoch_start(self) -> None:
+        self.selection.reset()
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        x, observed, truth = batch
+        draws = self._draw(x, observed, self._draws())  # (k, b, D)
+        imputed = torch.where(observed, x, self.pool(draws))
+        self.selection.update(imputed, truth, observed)
+
+    def on_validation_epoch_end(self) -> None:
+        error = float(self.selection.compute())
+        self.log("val_error", error)
+        self._consider(error)
+
+    def _consider(self, score: float) -> None:
+        """Keep the weights of the best epoch so far (the papers' selection on validation)."""
+        if score < self.best_score:
+            self.best_score, self.best_epoch = score, self.current_epoch
+            self._best_state = copy.deepcopy(self.state_dict())

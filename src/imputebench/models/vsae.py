@@ -1,0 +1,159 @@
+"""VSAE: Variational Selective Autoencoder (Gong et al.; papers/000 short version, papers/001 long version).
+
+For tables every feature is a modality. The model (papers/000 section 2, Figure 1):
+
+* unimodal encoders q_phi(z_i | x_i), one per feature (appendix B.2 "UCI data
+  unimodal encoder"), evaluated together as a grouped MLP;
+* one multimodal encoder q_psi(z | x_o, m) whose input is the whole row with
+  unobserved features replaced by standard normal noise (tables) or zeros
+  (images), concatenated with the mask m; its output is sliced per feature;
+* the selective proposal of eq. (3): z_i from q_phi if m_i = 1, from q_psi if m_i = 0;
+* concatenation as the aggregator F (eq. 10);
+* a mask decoder p_eps(m | z) of independent Bernoullis whose reconstruction
+  conditions the data decoder p_theta(x | z, m) (long version C.2: "the output
+  of mask decoder will be an extra condition for data decoders");
+* the objective of eq. (4): observed log-likelihood + expected unobserved
+  log-likelihood + mask log-likelihood - KL, with the two-stage schedule of
+  appendix B.3 / long D: ``warmup_epochs`` without the unobserved term, then
+  per batch a generation pass (no loss, no gradient) that produces x~_u and a
+  second pass that scores the observed x_o and the generated x~_u.
+
+Deviation, stated: appendix B.2 writes the data decoder's later layers as bare
+``Linear(128) -> Linear(128, 128) -> Linear(128, D)``; a stack of linear maps
+without activations is one linear map, so we read it as the same
+Linear-LeakyReLU layout as every other network of the appendix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.registry import register_model
+from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, reparameterize
+from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
+from imputebench.nn.mlp import grouped_mlp, mlp
+from imputebench.schema import FeatureSchema
+
+
+@dataclass(frozen=True)
+class VSAEConfig(TrainingConfig):
+    """Defaults from the short version (papers/000 appendix B.2/B.3); configs/vsae-long.yaml
+    holds the long version's values (papers/001 appendix C/D)."""
+
+    latent_per_feature: int = 20  # B.2 "latent dimension as 20-dim for every modality" (long C.1: 2)
+    numeric_width: int = 64  # B.2 unimodal encoders for numerical data, 3 layers (long C.1: 16)
+    categorical_width: int = 64  # B.2 and long C.1: 3-layer 64-dim MLPs for categorical data
+    encoder_layers: int = 3  # "3-layer ... MLPs"
+    multimodal_width: int = 64  # B.2 "same structure as its unimodal encoder but with full-dimensional input"
+    mask_decoder_width: int = 64  # B.2 UCI mask decoder Linear(20*d, 64) ... (long C.2: 16)
+    data_decoder_width: int = 128  # B.2 UCI data decoder Linear(20*d, 128) ... (long C.2: 64)
+    decoder_layers: int = 3
+    warmup_epochs: int = 20  # B.3 "empirically we choose 20" epochs without the x_u term (long D: 100)
+    generated_samples: int = 1  # B.3 one generated x~_u per pass (long D: 100 samples)
+    missing_fill: str = "noise"  # B.2: standard normal noise for UCI tables, "zero" for images
+
+
+@register_model("vsae")
+class VSAE(ImputerModule):
+    """Variational selective autoencoder: selective unimodal/multimodal proposals and a mask decoder."""
+
+    Config = VSAEConfig
+    paper = "Gong et al., Variational Selective Autoencoder (papers/000, papers/001)"
+    generates_masks = True
+
+    def build(self, schema: FeatureSchema) -> None:
+        cfg = self.cfg
+        if cfg.missing_fill not in ("noise", "zeros"):
+            raise ValueError(f"missing_fill must be 'noise' or 'zeros', got {cfg.missing_fill!r}")
+        if cfg.warmup_epochs < 0 or cfg.generated_samples < 1:
+            raise ValueError("warmup_epochs must be >= 0 and generated_samples >= 1")
+        d, latent = len(schema), cfg.latent_per_feature
+        self.likelihood = TabularLikelihood(schema)
+        n_numeric, n_blocks = self.layout.numeric_cols.numel(), self.layout.block_index.shape[0]
+        k_max = self.layout.block_index.shape[1]
+        self.numeric_encoder = (
+            grouped_mlp(n_numeric, 1, [cfg.numeric_width] * cfg.encoder_layers, 2 * latent) if n_numeric else None
+        )
+        self.categorical_encoder = (
+            grouped_mlp(n_blocks, k_max, [cfg.categorical_width] * cfg.encoder_layers, 2 * latent) if n_blocks else None
+        )
+        self.multimodal_encoder = mlp(schema.encoded_dim + d, [cfg.multimodal_width] * cfg.encoder_layers, 2 * latent * d)
+        self.mask_decoder = mlp(latent * d, [cfg.mask_decoder_width] * cfg.decoder_layers, d)
+        self.data_decoder = mlp(latent * d + d, [cfg.data_decoder_width] * cfg.decoder_layers, self.likelihood.param_dim)
+
+    # --- encoders ---------------------------------------------------------------------------
+    def unimodal(self, x: torch.Tensor) -> torch.Tensor:
+        """q_phi(z_i | x_i) for every feature i: ``(b, D)`` -> ``(b, d, 2L)`` Gaussian parameters."""
+        b, d = x.shape[0], self.layout.n_features
+        out = x.new_empty(b, d, 2 * self.cfg.latent_per_feature)
+        if self.numeric_encoder is not None:
+            numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
+            out = out.index_copy(1, self.layout.numeric_features, self.numeric_encoder(numeric))
+        if self.categorical_encoder is not None:
+            blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
+            out = out.index_copy(1, self.layout.block_features, self.categorical_encoder(blocks))
+        return out
+
+    def multimodal(self, x: torch.Tensor, observed: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """q_psi(z | x_o, m), sliced per feature: ``(b, d, 2L)``."""
+        fill = torch.randn_like(x) if self.cfg.missing_fill == "noise" else torch.zeros_like(x)
+        inputs = torch.cat([torch.where(observed, x, fill), m], -1)  # (b, D + d)
+        return self.multimodal_encoder(inputs).view(x.shape[0], self.layout.n_features, -1)
+
+    def posterior(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The selective proposal of eq. (3): ``mu``, ``logvar`` of shape ``(b, d, L)``."""
+        m = self.layout.feature_mask(observed)  # (b, d) bool
+        params = torch.where(m.unsqueeze(-1), self.unimodal(x), self.multimodal(x, observed, m.float()))
+        mu, logvar = params.chunk(2, -1)
+        return mu, clamp_logvar(logvar)
+
+    # --- decoders -------------------------------------------------------------------------------
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Aggregated ``z`` ``(b, d*L)`` -> mask logits ``(b, d)``, data parameters ``(b, P)``."""
+        mask_logits = self.mask_decoder(z)
+        return mask_logits, self.data_decoder(torch.cat([z, torch.sigmoid(mask_logits)], -1))
+
+    def _forward(self, x: torch.Tensor, observed: torch.Tensor):
+        mu, logvar = self.posterior(x, observed)
+        z = reparameterize(mu, logvar).flatten(1)  # concatenation aggregator: (b, d*L)
+        mask_logits, params = self.decode(z)
+        return mu, logvar, mask_logits, params
+
+    # --- objective (eq. 4) ------------------------------------------------------------------------
+    def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.layout.feature_mask(observed).float()  # (b, d)
+        second_stage = self.current_epoch >= self.cfg.warmup_epochs
+        if second_stage:  # generation pass: x~_u from the model, no loss and no gradient
+            with torch.no_grad():
+                s = self.cfg.generated_samples
+                generated = self.impute_batch(x.repeat(s, 1), observed.repeat(s, 1)).view(s, *x.shape)  # (S, b, D)
+        mu, logvar, mask_logits, params = self._forward(x, observed)
+        rec_o = masked_log_lik(self.likelihood.log_prob(params, x), m)  # (b,)
+        mask_ll = bernoulli_log_prob(mask_logits, m).sum(-1)  # (b,)
+        kl = gaussian_kl(mu, logvar).sum((-2, -1))  # (b,)
+        objective = rec_o + mask_ll - kl
+        parts = {"rec_observed": -rec_o.mean(), "rec_mask": -mask_ll.mean(), "kl": kl.mean()}
+        if second_stage:  # E_{x_u}[log p(x_u | m, z)] by the generated samples
+            log_p = self.likelihood.log_prob(params.expand(generated.shape[0], -1, -1), generated)  # (S, b, d)
+            rec_u = masked_log_lik(log_p, 1.0 - m).mean(0)  # (b,)
+            objective = objective + rec_u
+            parts["rec_unobserved"] = -rec_u.mean()
+        return {"loss": -objective.mean(), **parts}
+
+    def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        return self.likelihood.mode(self._forward(x, observed)[3])
+
+    @torch.no_grad()
+    def generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Data and mask from the prior (section 3.2): z ~ N(0, I), m ~ p_eps(m | z), x ~ mode of p_theta(x | z, m).
+
+        Returns encoded data ``(n, D)`` and the sampled feature mask ``(n, d)`` (True = observed).
+        """
+        self.eval()
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.layout.n_features * self.cfg.latent_per_feature, device=device)
+        mask_logits, params = self.decode(z)
+        return self.likelihood.mode(params), torch.bernoulli(torch.sigmoid(mask_logits)).bool()

@@ -1,0 +1,1 @@
+"""Shared neural-network pieces: layers, likelihood heads and ELBO terms."""

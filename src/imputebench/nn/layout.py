@@ -1,0 +1,102 @@
+"""Tensor views of a :class:`~imputebench.schema.FeatureSchema` for batched, loop-free code.
+
+Variable-width one-hot blocks are gathered into a padded ``(..., C, K_max)``
+tensor once per call, so per-feature work (log-softmax, argmax, per-feature
+encoders) is one tensor operation instead of a Python loop over features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imputebench.schema import FeatureSchema
+
+
+class SchemaLayout(nn.Module):
+    """Index buffers of a schema; they follow the module across devices.
+
+    ``numeric_cols`` / ``numeric_features``: encoded column and feature index of each numeric feature.
+    ``block_index`` ``(C, K_max)``: encoded columns of each one-hot feature, padded with column 0;
+    ``block_valid`` ``(C, K_max)``: False on padding. ``column_feature`` ``(D,)``: owning feature.
+    ``feature_index`` ``(d, W_max)`` / ``feature_valid``: every feature's columns, padded likewise.
+    """
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        super().__init__()
+        self.schema = schema
+        self.n_features, self.encoded_dim = len(schema), schema.encoded_dim
+        numeric = [j for j, f in enumerate(schema.features) if f.width == 1]
+        blocks = [j for j, f in enumerate(schema.features) if f.width > 1]
+        self.max_width = max(schema.widths)
+        self.register_buffer("numeric_features", torch.tensor(numeric, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "numeric_cols", torch.tensor([schema.offsets[j] for j in numeric], dtype=torch.long), persistent=False
+        )
+        self.register_buffer("block_features", torch.tensor(blocks, dtype=torch.long), persistent=False)
+        index, valid = self._padded(schema, blocks)
+        self.register_buffer("block_index", index, persistent=False)
+        self.register_buffer("block_valid", valid, persistent=False)
+        index, valid = self._padded(schema, range(len(schema)))
+        self.register_buffer("feature_index", index, persistent=False)
+        self.register_buffer("feature_valid", valid, persistent=False)
+        self.register_buffer("column_feature", torch.tensor(schema.column_feature, dtype=torch.long), persistent=False)
+        self.register_buffer("offsets", torch.tensor(schema.offsets, dtype=torch.long), persistent=False)
+
+    @staticmethod
+    def _padded(schema: FeatureSchema, features) -> tuple[torch.Tensor, torch.Tensor]:
+        features = list(features)
+        width = max((schema.widths[j] for j in features), default=1)
+        index = torch.zeros(len(features), width, dtype=torch.long)
+        valid = torch.zeros(len(features), width, dtype=torch.bool)
+        for row, j in enumerate(features):
+            cols = torch.arange(schema.offsets[j], schema.offsets[j] + schema.widths[j])
+            index[row, : len(cols)], valid[row, : len(cols)] = cols, True
+        return index, valid
+
+    @property
+    def has_numeric(self) -> bool:
+        return self.numeric_cols.numel() > 0
+
+    @property
+    def has_blocks(self) -> bool:
+        return self.block_index.numel() > 0
+
+    def feature_mask(self, observed: torch.Tensor) -> torch.Tensor:
+        """Encoded-column mask ``(..., D)`` -> feature mask ``(..., d)``."""
+        return observed.index_select(-1, self.offsets)
+
+    def expand(self, feature_mask: torch.Tensor) -> torch.Tensor:
+        """Feature mask ``(..., d)`` -> encoded-column mask ``(..., D)``."""
+        return feature_mask.index_select(-1, self.column_feature)
+
+    def blocks(self, encoded: torch.Tensor, pad: float = 0.0) -> torch.Tensor:
+        """``(..., D)`` -> ``(..., C, K_max)`` one-hot blocks, ``pad`` on padding."""
+        gathered = encoded[..., self.block_index]  # (..., C, K_max)
+        return gathered.masked_fill(~self.block_valid, pad)
+
+    def per_feature_inputs(self, encoded: torch.Tensor) -> torch.Tensor:
+        """``(..., D)`` -> ``(..., d, W_max)``: each feature's columns, zero-padded."""
+        return (encoded[..., self.feature_index]) * self.feature_valid
+
+    def scatter_blocks(self, values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write padded blocks ``(..., C, K_max)`` into the one-hot columns of ``out`` ``(..., D)``."""
+        index = self.block_index.expand(*values.shape[:-2], -1, -1)[..., self.block_valid]  # (..., n_cols)
+        return out.scatter(-1, index, values[..., self.block_valid])
+
+    def argmax_one_hot(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Numeric columns copied; each one-hot block replaced by the one-hot of its argmax. ``(..., D)``."""
+        if not self.has_blocks:
+            return encoded
+        scores = self.blocks(encoded, pad=float("-inf"))  # (..., C, K_max)
+        return self.scatter_blocks(self.one_hot_argmax(scores), encoded)
+
+    @staticmethod
+    def one_hot_argmax(scores: torch.Tensor) -> torch.Tensor:
+        """``(..., C, K)`` -> one-hot of the argmax along the last axis (first on ties)."""
+        return torch.zeros_like(scores).scatter_(-1, scores.argmax(-1, keepdim=True), 1.0)
+
+    def per_feature_sum(self, columns: torch.Tensor) -> torch.Tensor:
+        """Sum encoded columns ``(b, D)`` within each feature -> ``(b, d)``."""
+        out = columns.new_zeros(*columns.shape[:-1], self.n_features)
+        return out.index_add_(-1, self.column_feature, columns)

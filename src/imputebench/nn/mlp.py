@@ -1,0 +1,87 @@
+"""MLP builders, including a grouped MLP that runs one small network per feature in one matmul."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    batch_norm: bool = True,
+    activation: type[nn.Module] = nn.LeakyReLU,
+) -> nn.Sequential:
+    """``Linear -> [BatchNorm1d] -> act -> (Linear -> act)* -> Linear``.
+
+    The layout of every MLP in the VSAE paper's appendix B.2 (short version) /
+    C (long version): batch normalisation after the first layer only, Leaky ReLU
+    activations, a linear output. ``hidden=()`` gives a single linear layer.
+    """
+    layers: list[nn.Module] = []
+    width = in_dim
+    for i, size in enumerate(hidden):
+        layers.append(nn.Linear(width, size))
+        if batch_norm and i == 0:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(activation())
+        width = size
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
+class GroupedLinear(nn.Module):
+    """``G`` independent linear maps applied at once: ``(b, G, in) -> (b, G, out)``.
+
+    Initialised like ``nn.Linear`` (Kaiming-uniform, fan-in ``in``), independently per group.
+    """
+
+    def __init__(self, groups: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / in_dim**0.5
+        self.weight = nn.Parameter(torch.empty(groups, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (G, b, in) @ (G, in, out) -> (G, b, out)
+        return torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight).transpose(0, 1)
+
+
+class GroupedBatchNorm(nn.Module):
+    """``BatchNorm1d`` over every (group, channel) pair of a ``(b, G, H)`` tensor."""
+
+    def __init__(self, groups: int, width: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(groups * width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, g, h = x.shape
+        return self.norm(x.reshape(b, g * h)).reshape(b, g, h)
+
+
+def grouped_mlp(
+    groups: int,
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    batch_norm: bool = True,
+    activation: type[nn.Module] = nn.LeakyReLU,
+) -> nn.Sequential:
+    """``G`` MLPs of the :func:`mlp` layout evaluated together: ``(b, G, in) -> (b, G, out)``.
+
+    VSAE's per-feature (unimodal) encoders q_phi(z_i | x_i): one network per
+    feature, all of them one batched matmul per layer instead of a loop over features.
+    """
+    layers: list[nn.Module] = []
+    width = in_dim
+    for i, size in enumerate(hidden):
+        layers.append(GroupedLinear(groups, width, size))
+        if batch_norm and i == 0:
+            layers.append(GroupedBatchNorm(groups, size))
+        layers.append(activation())
+        width = size
+    layers.append(GroupedLinear(groups, width, out_dim))
+    return nn.Sequential(*layers)
