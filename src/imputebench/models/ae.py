@@ -27,6 +27,11 @@ class AEConfig(TrainingConfig):
     # layers like VSAE's networks, 256 wide so that the count is at least VSAE's.
     hidden_width: int = 256
     hidden_layers: int = 3
+    # "The conditional log-likelihood term is computed by negating reconstruction loss function"
+    # (papers/001 B.1): log p(x_i | z) = -(x_i - mu_i)^2 + const, a Gaussian of variance 1/2 on
+    # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
+    # to mean imputation, measured on yeast.)
+    gaussian_variance: float = 0.5
     latent_per_feature: int = 20  # "same size of latent variables" as VSAE (20 per feature, papers/000 B.2)
 
 
@@ -40,7 +45,7 @@ class AE(ImputerModule):
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg
-        self.likelihood = TabularLikelihood(schema)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         latent = cfg.latent_per_feature * len(schema)
         self.encoder = mlp(schema.encoded_dim, hidden, latent)

@@ -43,6 +43,11 @@ class VSAEConfig(TrainingConfig):
     """Defaults from the short version (papers/000 appendix B.2/B.3); configs/vsae-long.yaml
     holds the long version's values (papers/001 appendix C/D)."""
 
+    # "The conditional log-likelihood term is computed by negating reconstruction loss function"
+    # (papers/001 B.1): log p(x_i | z) = -(x_i - mu_i)^2 + const, a Gaussian of variance 1/2 on
+    # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
+    # to mean imputation, measured on yeast.)
+    gaussian_variance: float = 0.5
     latent_per_feature: int = 20  # B.2 "latent dimension as 20-dim for every modality" (long C.1: 2)
     numeric_width: int = 64  # B.2 unimodal encoders for numerical data, 3 layers (long C.1: 16)
     categorical_width: int = 64  # B.2 and long C.1: 3-layer 64-dim MLPs for categorical data
@@ -71,7 +76,7 @@ class VSAE(ImputerModule):
         if cfg.warmup_epochs < 0 or cfg.generated_samples < 1:
             raise ValueError("warmup_epochs must be >= 0 and generated_samples >= 1")
         d, latent = len(schema), cfg.latent_per_feature
-        self.likelihood = TabularLikelihood(schema)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
         n_numeric, n_blocks = self.layout.numeric_cols.numel(), self.layout.block_index.shape[0]
         k_max = self.layout.block_index.shape[1]
         self.numeric_encoder = (

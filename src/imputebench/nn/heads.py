@@ -10,6 +10,8 @@ likelihoods (HI-VAE, MIWAE) add heads here rather than branching in model code.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,15 +32,17 @@ class TabularLikelihood(nn.Module):
     Parameters: the first ``D`` entries are the Gaussian means (numeric columns)
     and the logits (one-hot columns) in encoded-column order; with
     ``learn_scale`` one log-variance per numeric feature follows. Without it the
-    scale is fixed at sigma = 1 on standardised data, so the Gaussian term is
-    -(x - mu)^2 / 2 + const, the squared-error reconstruction loss of the VSAE
-    and VAEAC papers.
+    variance is fixed (``variance``, on standardised data): 1 gives
+    -(x - mu)^2 / 2 + const (VAEAC's sigma = 1), 1/2 gives -(x - mu)^2 + const,
+    the negated squared-error reconstruction loss of the VSAE paper.
     """
 
-    def __init__(self, schema: FeatureSchema, learn_scale: bool = False) -> None:
+    def __init__(self, schema: FeatureSchema, learn_scale: bool = False, variance: float = 1.0) -> None:
         super().__init__()
+        if variance <= 0:
+            raise ValueError(f"the Gaussian variance must be positive, got {variance}")
         self.layout = SchemaLayout(schema)
-        self.learn_scale = learn_scale
+        self.learn_scale, self.fixed_logvar = learn_scale, math.log(variance)
         self.encoded_dim = schema.encoded_dim
         self.n_numeric = int(self.layout.numeric_cols.numel())
 
@@ -51,7 +55,7 @@ class TabularLikelihood(nn.Module):
         if self.learn_scale:
             logvar = clamp_logvar(params[..., self.encoded_dim :])
         else:
-            logvar = torch.zeros_like(mu)
+            logvar = torch.full_like(mu, self.fixed_logvar)
         return mu, logvar
 
     def _log_softmax_blocks(self, params: torch.Tensor) -> torch.Tensor:
