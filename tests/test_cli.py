@@ -1,5 +1,6 @@
 """The command line as a user types it: exit codes, messages, and stored results kept."""
 
+import json
 import sqlite3
 
 import pytest
@@ -117,3 +118,26 @@ def test_data_fetch_verifies_and_rejects_a_corrupt_mirror(tmp_path, mirror_dir):
     assert not (tmp_path / "fresh" / "zoo" / "zoo.data").exists()
     unknown = invoke("data", "fetch", "zo")
     assert unknown.exit_code == 2 and "unknown dataset 'zo'" in unknown.output
+
+
+def test_deep_models_run_with_epoch_overrides_and_vsae_records_generated_masks(store):
+    result = invoke("run", "--models", "vsae,cvae_data", "--datasets", "iris", "--max-epochs", "2", "--patience", "1",
+                    "--store", store)
+    assert result.exit_code == 0, result.output
+    assert "cvae_data †" in result.output and "trained on complete data" in result.output
+    with sqlite3.connect(store) as db:
+        rows = dict(db.execute("SELECT model, metrics FROM trials").fetchall())
+        configs = [c for (c,) in db.execute("SELECT config FROM trials")]
+    vsae = json.loads(rows["vsae"])
+    assert 0.0 <= vsae["generated_missing_ratio"] <= 1.0 and vsae["train_missing_ratio"] == pytest.approx(0.5, abs=0.1)
+    assert vsae["epochs"] <= 2 and "generated_missing_ratio" not in json.loads(rows["cvae_data"])
+    assert all(json.loads(c)["max_epochs"] == 2 for c in configs)
+
+
+def test_bad_model_config_file_exits_2_and_keeps_results(store, tmp_path):
+    assert invoke("run", "--models", "mean", "--datasets", "iris", "--store", store).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vsae:\n  no_such_field: 1\n")
+    result = invoke("run", "--models", "vsae", "--datasets", "iris", "--model-config", str(bad), "--store", store)
+    assert result.exit_code == 2 and "no_such_field" in result.output
+    assert stored_rows(store) == 1

@@ -55,9 +55,10 @@ class AE(ImputerModule):
         return self.decoder(self.encoder(x))  # (b, P)
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x * observed  # the filled input: a hidden value never reaches a network
         log_p = self.likelihood.log_prob(self._params(x), x)  # (b, d)
         nll = -masked_log_lik(log_p, self.layout.feature_mask(observed)).mean()
         return {"loss": nll}
 
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        return self.likelihood.mode(self._params(x))
+        return self.likelihood.mode(self._params(x * observed))

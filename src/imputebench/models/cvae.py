@@ -75,6 +75,7 @@ class CVAEData(ImputerModule):
         return mu, clamp_logvar(logvar)
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x * observed  # the filled input: a hidden value never reaches a network
         present = self.layout.feature_mask(observed)  # (b, d) entries with a known value
         keep = torch.rand(present.shape, device=x.device) >= self.cfg.train_missing_rate
         m = (present & keep).float()  # (b, d) the conditioning mask
@@ -88,7 +89,7 @@ class CVAEData(ImputerModule):
 
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         m = self.layout.feature_mask(observed).float()
-        cond = torch.cat([x, m], -1)
+        cond = torch.cat([x * observed, m], -1)
         mu_p, lv_p = self._gaussian(self.prior, cond)
         return self.likelihood.mode(self.decoder(torch.cat([reparameterize(mu_p, lv_p), cond], -1)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 
 import torch
@@ -43,8 +44,11 @@ class Imputer(ABC):
 
     @classmethod
     def config_fields(cls) -> frozenset[str]:
-        """Names a trial's model configuration may set (presets keep only these)."""
-        return frozenset()
+        """Names a trial's model configuration may set (presets keep only these): the
+        constructor's keyword options other than ``seed``."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return frozenset(p.name for p in params if p.name not in ("self", "seed") and p.kind in keywords)
 
     def training_summary(self) -> dict[str, float]:
         """Figures about the fit worth storing beside the metrics (e.g. epochs used)."""

@@ -50,6 +50,7 @@ class VAE(ImputerModule):
         return self.decoder(torch.cat([z, c], -1))  # (b, P)
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x * observed  # the filled input: a hidden value never reaches a network
         c = self.condition(observed)
         mu, logvar = self.encode(x, c)
         params = self.decode(reparameterize(mu, logvar), c)
@@ -59,7 +60,7 @@ class VAE(ImputerModule):
 
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         c = self.condition(observed)
-        mu, logvar = self.encode(x, c)
+        mu, logvar = self.encode(x * observed, c)
         return self.likelihood.mode(self.decode(reparameterize(mu, logvar), c))
 
     @torch.no_grad()

@@ -122,7 +122,7 @@ class VSAE(ImputerModule):
         return mask_logits, self.data_decoder(torch.cat([z, torch.sigmoid(mask_logits)], -1))
 
     def _forward(self, x: torch.Tensor, observed: torch.Tensor):
-        mu, logvar = self.posterior(x, observed)
+        mu, logvar = self.posterior(x * observed, observed)
         z = reparameterize(mu, logvar).flatten(1)  # concatenation aggregator: (b, d*L)
         mask_logits, params = self.decode(z)
         return mu, logvar, mask_logits, params

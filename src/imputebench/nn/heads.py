@@ -95,7 +95,7 @@ class TabularLikelihood(nn.Module):
             out = out.index_copy(-1, self.layout.numeric_cols, draw)
         if self.layout.has_blocks:
             log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
-            gumbel = -torch.log(-torch.log(torch.rand_like(log_p).clamp_min(1e-20)).clamp_min(1e-20))
+            gumbel = -torch.log((-torch.log(torch.rand_like(log_p).clamp_min(1e-20))).clamp_min(1e-20))
             scores = (log_p + gumbel).masked_fill(~self.layout.block_valid, float("-inf"))
             out = self.layout.scatter_blocks(self.layout.one_hot_argmax(scores), out)
         return out

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
+
+
+def _stack(
+    linear: Callable[[int, int], nn.Module],
+    norm: Callable[[int], nn.Module],
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    batch_norm: bool,
+    activation: type[nn.Module],
+) -> nn.Sequential:
+    """``linear -> [norm] -> act -> (linear -> act)* -> linear``."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for i, size in enumerate(hidden):
+        layers.append(linear(width, size))
+        if batch_norm and i == 0:
+            layers.append(norm(size))
+        layers.append(activation())
+        width = size
+    layers.append(linear(width, out_dim))
+    return nn.Sequential(*layers)
 
 
 def mlp(
@@ -21,16 +44,7 @@ def mlp(
     C (long version): batch normalisation after the first layer only, Leaky ReLU
     activations, a linear output. ``hidden=()`` gives a single linear layer.
     """
-    layers: list[nn.Module] = []
-    width = in_dim
-    for i, size in enumerate(hidden):
-        layers.append(nn.Linear(width, size))
-        if batch_norm and i == 0:
-            layers.append(nn.BatchNorm1d(size))
-        layers.append(activation())
-        width = size
-    layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
+    return _stack(nn.Linear, nn.BatchNorm1d, in_dim, hidden, out_dim, batch_norm, activation)
 
 
 class GroupedLinear(nn.Module):
@@ -75,13 +89,6 @@ def grouped_mlp(
     VSAE's per-feature (unimodal) encoders q_phi(z_i | x_i): one network per
     feature, all of them one batched matmul per layer instead of a loop over features.
     """
-    layers: list[nn.Module] = []
-    width = in_dim
-    for i, size in enumerate(hidden):
-        layers.append(GroupedLinear(groups, width, size))
-        if batch_norm and i == 0:
-            layers.append(GroupedBatchNorm(groups, size))
-        layers.append(activation())
-        width = size
-    layers.append(GroupedLinear(groups, width, out_dim))
-    return nn.Sequential(*layers)
+    return _stack(
+        partial(GroupedLinear, groups), partial(GroupedBatchNorm, groups), in_dim, hidden, out_dim, batch_norm, activation
+    )
