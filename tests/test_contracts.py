@@ -192,7 +192,7 @@ def test_hidden_values_cannot_leak_into_training_or_imputation(name, fitted, dat
 
 @pytest.mark.parametrize("name", DEEP)
 def test_training_step_ignores_hidden_values_and_gives_them_no_gradient(name, fitted, data):
-    """What ``fit`` feeds the loss (via ``training_step``) on a partially observed batch, in training mode."""
+    """What ``fit`` feeds the loss (via ``training_loss``) on a partially observed batch, in training mode."""
     x, observed = data.train.x[:64], data.train.observed[:64]
     assert (~observed).any()
     losses = []
@@ -202,7 +202,7 @@ def test_training_step_ignores_hidden_values_and_gives_them_no_gradient(name, fi
             model.on_train_epoch_start()
             batch = batch.clone().requires_grad_()
             torch.manual_seed(0)
-            loss = model.training_step((batch, observed), 0)
+            loss = model.training_loss((batch, observed))
             loss.backward()
         assert torch.isfinite(loss)
         assert (batch.grad[~observed] == 0).all()
@@ -251,7 +251,7 @@ def test_one_optimiser_step_changes_every_trained_parameter(name, data):
     model.on_train_epoch_start()
     batch = training_table(model, data)
     torch.manual_seed(0)
-    loss = model.training_step((batch.x[:64], batch.observed[:64]), 0)
+    loss = model.training_loss((batch.x[:64], batch.observed[:64]))
     optimiser.zero_grad()
     loss.backward()
     untrained = [k for k, p in model.named_parameters() if p.grad is None]

@@ -1,0 +1,221 @@
+"""Training throughput of the deep imputers: Lightning ``fit`` versus a bare PyTorch loop.
+
+For each (model, dataset) the same work is timed two ways:
+
+* **Lightning** -- the model's own ``fit(train, val=None)`` with ``max_epochs=N`` and
+  ``patience > N`` (so early stopping never fires). Training time is the span from
+  Lightning's ``on_train_start`` to ``on_train_end`` hook (the N epochs, including the
+  model's epoch-end logging / best-state bookkeeping); the rest of ``fit`` (network
+  construction, ``Trainer`` set-up, restoring the best state) is reported as ``setup``.
+* **bare** -- a freshly built model with the same seed, the same ``IndexBatches`` over the
+  same device-resident tensors, the model's own Adam (``configure_optimizers``) and
+  ``loss(x * observed, observed)``; ``zero_grad(set_to_none=True)``, ``backward``, ``step``;
+  the detached loss parts are summed on the device and read once per epoch, as
+  ``training_step`` / ``on_train_epoch_end`` do. The model is in train mode.
+
+Both paths draw the same batches and random numbers, so their last-epoch mean losses
+must agree (column ``same loss``): evidence that the timed work is identical.
+
+VSAE's objective depends on ``current_epoch`` (two stages, ``warmup_epochs``). A bare
+loop has no trainer and ``current_epoch`` is 0 there, so VSAE is run twice with the stage
+pinned in both paths: ``warmup_epochs=0`` (second stage: generation pass + x_u term)
+and ``warmup_epochs=10**9`` (warm-up stage).
+
+Each path is warmed up with one epoch, then timed ``--repeats`` times, alternating which
+path goes first; the table reports medians. samples/s = N * rows per epoch / wall seconds;
+ratio = Lightning time / bare time (the target, ``within 1.15x``, is judged on wall time);
+overhead = (Lightning - bare) / steps. Every time is also taken as process CPU time, which
+leaves out time lost to other processes: with ``--threads 1`` it is the steadier figure on a
+shared machine (with more threads it also counts OpenMP workers spinning).
+
+    python benchmarks/train_speed.py --datasets yeast,mushroom \\
+        --models ae,vae,cvae_mask,cvae_data,vsae --epochs 10 --repeats 5 --threads 1 \\
+        --data-dir ../shared/datasets --out benchmarks/results/train_speed_1thread.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import lightning
+import torch
+
+from imputebench.data.datamodule import IndexBatches
+from imputebench.data.prepare import prepare
+from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import load_dataset
+from imputebench.models.registry import get_model
+from imputebench.nn.layout import SchemaLayout
+from imputebench.runner.presets import dataset_family, family_presets
+from imputebench.selection import SelectionError
+
+TARGET = 1.15
+SEED = 0
+#: rows of the table: model name -> [(label, config overrides)]; VSAE once per training stage
+VARIANTS = {"vsae": [("vsae (stage 2)", {"warmup_epochs": 0}), ("vsae (warm-up)", {"warmup_epochs": 10**9})]}
+
+
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds. CPU time of the process leaves out time spent descheduled by other
+    processes, so with one thread it is the steadier of the two on a shared machine."""
+    return time.perf_counter(), time.process_time()
+
+
+def _elapsed(start: tuple[float, float], end: tuple[float, float]) -> dict[str, float]:
+    return {"seconds": end[0] - start[0], "cpu": end[1] - start[1]}
+
+
+def _batches(model, train) -> IndexBatches:
+    """The loader ``ImputerModule.fit`` builds."""
+    return IndexBatches(train, model.cfg.batch_size, shuffle=True, seed=model.seed, min_rows=2)
+
+
+def _epoch_loss(sums: dict[str, torch.Tensor], steps: int) -> float:
+    return float(sums["loss"]) / steps
+
+
+def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
+    """``fit`` for ``epochs`` epochs without validation; training timed between Lightning's hooks."""
+    model = cls(seed=SEED, **config, max_epochs=epochs, patience=epochs + 1)
+    marks: dict = {}
+
+    def on_train_end() -> None:
+        marks["end"] = clock()
+        marks["loss"] = _epoch_loss(model._sums, model._steps)
+
+    # instance attributes shadow the (no-op) LightningModule hooks; Lightning looks hooks up by getattr
+    model.on_train_start = lambda: marks.setdefault("start", clock())
+    model.on_train_end = on_train_end
+    start = clock()
+    model.fit(train, None)
+    result = _elapsed(marks["start"], marks["end"])
+    return {**result, "setup": time.perf_counter() - start[0] - result["seconds"], "loss": marks["loss"]}
+
+
+def bare_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
+    """The same networks, batches and optimiser in a plain loop."""
+    model = cls(seed=SEED, **config)
+    torch.manual_seed(model.seed)  # as fit: seed, then build
+    model.schema, model.layout, model.selection = train.schema, SchemaLayout(train.schema), SelectionError(train.schema)
+    model.build(train.schema)
+    model.train()
+    optimizer = model.configure_optimizers()
+    batches = _batches(model, train)
+    start = clock()
+    for _ in range(epochs):
+        sums: dict[str, torch.Tensor] = {}
+        steps = 0
+        for x, observed in batches:
+            parts = model.loss(x * observed, observed)
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value.detach()
+            steps += 1
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+        loss = _epoch_loss(sums, steps)  # the once-per-epoch read of on_train_epoch_end
+    return {**_elapsed(start, clock()), "setup": float("nan"), "loss": loss}
+
+
+PATHS = {"lightning": lightning_run, "bare": bare_run}
+
+
+def measure(cls, config: dict, train, epochs: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Medians over ``repeats`` alternating runs of both paths, after a one-epoch warm-up of each."""
+    for run in PATHS.values():
+        run(cls, config, train, 1)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in PATHS}
+    for r in range(repeats):
+        order = list(PATHS) if r % 2 == 0 else list(PATHS)[::-1]
+        for name in order:
+            runs[name].append(PATHS[name](cls, config, train, epochs))
+    return {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+            for name, results in runs.items()}
+
+
+def environment(argv: list[str]) -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    return [
+        f"- command: `{shlex.join(['python', *argv])}`",
+        f"- torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}",
+        f"- CPU: {cpu}; torch threads: {torch.get_num_threads()}",
+    ]
+
+
+def row(label: str, dataset: str, train, model, epochs: int, result: dict) -> tuple[str, float]:
+    """A Markdown table row, and the Lightning overhead per step (CPU µs) for the summary."""
+    batches = _batches(model, train)
+    rows_per_epoch = sum(len(x) for x, _ in batches)
+    steps = epochs * len(batches)
+    light, bare = result["lightning"], result["bare"]
+    ratio = {k: light[k] / bare[k] for k in ("seconds", "cpu")}
+    overhead_us = {k: (light[k] - bare[k]) / steps * 1e6 for k in ("seconds", "cpu")}
+    same = abs(light["loss"] - bare["loss"]) <= 1e-5 * max(1.0, abs(bare["loss"]))
+    cells = [label, dataset, train.n_rows, len(batches),
+             f"{epochs * rows_per_epoch / light['seconds']:,.0f}", f"{epochs * rows_per_epoch / bare['seconds']:,.0f}",
+             f"{ratio['seconds']:.3f}", f"{ratio['cpu']:.3f}", f"{overhead_us['seconds']:,.0f}",
+             f"{overhead_us['cpu']:,.0f}", f"{light['setup']:.2f}", "yes" if same else "NO",
+             "yes" if ratio["seconds"] <= TARGET else "no"]
+    return "| " + " | ".join(str(c) for c in cells) + " |", overhead_us["cpu"]
+
+
+HEADER = ("| model | dataset | n_train | batches/epoch | Lightning samples/s | bare samples/s | ratio L/bare "
+          "| ratio (CPU time) | overhead µs/step | overhead µs/step (CPU) | fit setup s | same loss | within 1.15x |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="yeast,mushroom")
+    parser.add_argument("--models", default="ae,vae,cvae_mask,cvae_data,vsae")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice); 1 is "
+                        "steadier on a shared machine, where idle OpenMP threads wait on descheduled ones")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # fit(train, None) by design
+
+    command = sys.argv if argv is None else ["benchmarks/train_speed.py", *argv]
+    lines = ["# Training speed: Lightning vs bare PyTorch loop", "", *environment(command),
+             f"- {args.epochs} epochs per run, median of {args.repeats} alternating repeats after a 1-epoch warm-up; "
+             f"batch size {args.batch_size}; protocol vsae, MCAR 50%, seed {SEED}", "", HEADER,
+             "|" + "---|" * HEADER.count(" | ") + "---|"]
+    print("\n".join(lines), flush=True)
+    overheads: list[float] = []
+    for dataset in args.datasets.split(","):
+        ds = load_dataset(dataset, args.data_dir)
+        data = prepare(ds, get_protocol("vsae"), "mcar", 0.5, seed=SEED)
+        preset = family_presets()[dataset_family(data.train.schema)]
+        for name in args.models.split(","):
+            cls = get_model(name)
+            train = data.train_complete if cls.trained_on_complete_data else data.train
+            for label, overrides in VARIANTS.get(name, [(name, {})]):
+                config = {"lr": preset["lr"], "batch_size": args.batch_size, **overrides}
+                result = measure(cls, config, train, args.epochs, args.repeats)
+                line, overhead = row(label, dataset, train, cls(seed=SEED, **config), args.epochs, result)
+                lines.append(line)
+                overheads.append(overhead)
+                print(line, flush=True)
+    lines += ["", f"Median Lightning overhead over the {len(overheads)} rows: "
+              f"{statistics.median(overheads):,.0f} µs per step (CPU time)."]
+    print("\n".join(lines[-2:]))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
