@@ -118,6 +118,7 @@ class ImputerModule(L.LightningModule, Imputer):
 
     def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
         torch.manual_seed(self.seed)
+        self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
         self.schema = train.schema
         self.layout = SchemaLayout(train.schema)
         self.selection = SelectionError(train.schema)
