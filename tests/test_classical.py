@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def make_splits(
 def with_junk(table: MaskedTable, seed: int = 1) -> MaskedTable:
     """The same table with its hidden entries (0 by contract) replaced by random junk."""
     junk = 100 * torch.randn(table.x.shape, generator=torch.Generator().manual_seed(seed))
-    return MaskedTable(torch.where(table.observed, table.x, junk), table.observed, table.schema)
+    return dataclasses.replace(table, x=torch.where(table.observed, table.x, junk))
 
 
 def build(name: str, seed: int = 0, **options):

@@ -14,6 +14,7 @@ from more, and results are then reproducible bit for bit on one machine.
 
 from __future__ import annotations
 
+import dataclasses
 import copy
 import inspect
 from contextlib import contextmanager
@@ -82,7 +83,7 @@ def scramble(table: MaskedTable, seed: int) -> MaskedTable:
     gen = torch.Generator().manual_seed(seed)
     noise = 1000.0 * (torch.rand(table.x.shape, generator=gen, dtype=table.x.dtype) - 0.5)
     noise = torch.where(noise.abs() < 10, noise + 100.0, noise)  # never near the 0 fill
-    return MaskedTable(torch.where(table.observed, table.x, noise), table.observed, table.schema)
+    return dataclasses.replace(table, x=torch.where(table.observed, table.x, noise))
 
 
 def build(name: str, schema, seed: int = 0) -> ImputerModule:
@@ -133,8 +134,8 @@ def fitted(data):
 
 
 def test_the_registry_holds_the_expected_models():
-    assert {"mean", "mice", "missforest", "ae", "vae", "cvae_mask", "cvae_data", "vsae"} <= set(MODELS)
-    assert set(DEEP) >= {"ae", "vae", "cvae_mask", "cvae_data", "vsae"}
+    assert {"mean", "mice", "missforest", "ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae"} <= set(MODELS)
+    assert set(DEEP) >= {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae"}
     for name in MODELS:
         cls = get_model(name)
         assert issubclass(cls, Imputer) and cls.name == name and cls.paper
@@ -435,6 +436,8 @@ SYNTHETIC_MARGIN = 0.9
 #: Measured at MCAR 0.5, protocol vsae, seed 0, one torch thread, QUALITY_BUDGET (commit 54857db):
 #: mean imputation has NRMSE 1.0020 on Yeast's test split.
 YEAST_BELOW_PAR = {
+    "hivae": "NRMSE 1.0033 vs mean 1.0020 (its own defaults: 200 epochs, lr 1e-3, batch 100; under the vaeac "
+             "protocol, seed 0, it scores 1.0065 vs mean 1.0234)",
     "ae": "NRMSE 1.0059 vs mean 1.0020 (stopped at epoch 101, best epoch 60; with max_epochs 500 / patience 100: "
           "1.0059, 161 epochs, best 60)",
     "vsae": "NRMSE 1.0023 vs mean 1.0020 (stopped at epoch 71, best epoch 30; with 500 / 100: 1.0023, 131 epochs, "

@@ -25,7 +25,7 @@ from imputebench.data.sources import (
 )
 from imputebench.models.registry import UnknownNameError
 
-# name: (rows, real features, categorical features, complete rows, task)
+# name: (rows, numeric features (real, positive, count), one-hot features (categorical, ordinal), complete rows, task)
 EXPECTED: dict[str, tuple[int, int, int, int, str]] = {
     "adult": (48842, 6, 8, 45222, "classification"),
     "boston": (506, 12, 1, 506, "regression"),
@@ -37,7 +37,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, str]] = {
     "digits": (1797, 54, 0, 1797, "classification"),
     "energy": (768, 6, 2, 768, "regression"),
     "glass": (214, 9, 0, 214, "classification"),
-    "heart": (303, 5, 8, 297, "classification"),
+    "heart": (303, 6, 7, 297, "classification"),
     "iris": (150, 4, 0, 150, "classification"),
     "letter": (20000, 16, 0, 20000, "classification"),
     "mushroom": (8124, 0, 21, 5644, "classification"),
@@ -50,7 +50,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, str]] = {
     "whitewine": (4898, 11, 0, 4898, "regression"),
     "wine": (178, 13, 0, 178, "classification"),
     "yeast": (1484, 8, 0, 1484, "classification"),
-    "zoo": (101, 0, 16, 101, "classification"),
+    "zoo": (101, 1, 15, 101, "classification"),
 }
 
 
@@ -78,7 +78,7 @@ def test_dataset_loads_with_documented_shape_and_schema(name, loaded):
     spec = get_spec(name)
     assert data.name == name and spec.task == task and spec.rows == rows
     assert data.values.shape == (rows, n_real + n_cat) and data.values.dtype == np.float64
-    assert (data.schema.count("real"), data.schema.count("categorical")) == (n_real, n_cat)
+    assert (len(data.schema.numeric_indices), len(data.schema.categorical_indices)) == (n_real, n_cat)
     assert data.target is not None and len(data.target) == rows
     assert data.target_name not in data.schema.names
     if task == "regression":
@@ -89,7 +89,7 @@ def test_dataset_loads_with_documented_shape_and_schema(name, loaded):
         column = data.values[:, j]
         observed = column[~np.isnan(column)]
         assert np.isfinite(observed).all()
-        if feature.kind == "categorical":
+        if not feature.is_numeric:
             assert np.array_equal(observed, np.round(observed)), feature.name
             assert observed.min() >= 0 and observed.max() < feature.n_categories, feature.name
     assert data.complete_cases().n_rows == complete
@@ -142,9 +142,9 @@ def test_real_values_match_an_independent_parse(loaded, mirror_dir):
 def test_heart_schema_and_first_row(loaded):
     data = loaded("heart")
     kinds = {f.name: f.kind for f in data.schema.features}
-    assert [n for n, k in kinds.items() if k == "real"] == ["age", "trestbps", "chol", "thalach", "oldpeak"]
-    assert [n for n, k in kinds.items() if k == "categorical"] == [
-        "sex", "cp", "fbs", "restecg", "exang", "slope", "ca", "thal"]
+    assert [n for n, k in kinds.items() if k == "positive"] == ["age", "trestbps", "chol", "thalach", "oldpeak"]
+    assert [n for n, k in kinds.items() if k == "categorical"] == ["sex", "cp", "fbs", "restecg", "exang", "thal"]
+    assert (kinds["slope"], kinds["ca"]) == ("ordinal", "count")
     # 63.0,1.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0
     np.testing.assert_array_equal(data.values[0], [63, 1, 0, 145, 233, 1, 2, 150, 0, 2.3, 2, 0, 1])
     thal = data.schema.features[data.schema.names.index("thal")]
@@ -166,8 +166,12 @@ def test_adult_joins_both_files_and_strips_test_labels(loaded):
 
 def test_declared_kinds_of_mixed_datasets(loaded):
     zoo = loaded("zoo")
-    assert zoo.schema.features[zoo.schema.names.index("legs")].categories == ("0", "2", "4", "5", "6", "8")
+    assert zoo.schema.features[zoo.schema.names.index("legs")].kind == "count"
     assert all(f.categories == ("false", "true") for f in zoo.schema.features if f.name != "legs")
+    heart = {f.name: f for f in loaded("heart").schema.features}
+    assert [n for n, f in heart.items() if f.kind == "positive"] == ["age", "trestbps", "chol", "thalach", "oldpeak"]
+    assert heart["ca"].kind == "count" and heart["slope"].kind == "ordinal" and heart["cp"].kind == "categorical"
+    assert {f.kind for f in loaded("letter").schema.features} == {"count"}
     assert "animal_name" not in zoo.schema.names
     yeast = loaded("yeast")
     assert yeast.schema.features[yeast.schema.names.index("erl")].kind == "real"  # as the papers score it
@@ -321,11 +325,21 @@ def test_undeclared_category(mirror_dir, tmp_path):
 
 
 def test_undeclared_numeric_category_and_class(mirror_dir, tmp_path):
-    message = load_error("zoo", copy_altered(mirror_dir, tmp_path, "zoo/zoo.data", edit_line(3, set_field(13, b"3"))))
-    assert "zoo.data: line 3" in message and "'legs'" in message
+    relpath = "heart_disease/processed.cleveland.data"
+    message = load_error("heart", copy_altered(mirror_dir, tmp_path, relpath, edit_line(3, set_field(2, b"5.0"))))
+    assert "processed.cleveland.data: line 3" in message and "'cp'" in message
     alter = edit_line(2, set_field(4, b"Iris-unknown"))
     message = load_error("uci_iris", copy_altered(mirror_dir, tmp_path, "iris/iris.data", alter))
     assert "iris.data: line 2" in message and "'class'" in message and "Iris-unknown" in message
+
+
+@pytest.mark.parametrize(("name", "relpath", "line", "field", "value", "sep", "column", "what"), [
+    ("zoo", "zoo/zoo.data", 3, 13, b"3.5", b",", "'legs'", "not a count"),
+    ("heart", "heart_disease/processed.cleveland.data", 4, 4, b"-1", b",", "'chol'", "negative"),
+])
+def test_count_and_positive_ranges(mirror_dir, tmp_path, name, relpath, line, field, value, sep, column, what):
+    message = load_error(name, copy_altered(mirror_dir, tmp_path, relpath, edit_line(line, set_field(field, value, sep))))
+    assert f"line {line}" in message and column in message and what in message
 
 
 def test_undeclared_arff_value_names_the_data_line(mirror_dir, tmp_path):

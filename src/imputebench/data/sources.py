@@ -35,7 +35,7 @@ import pandas as pd
 from imputebench.data import uci
 from imputebench.data.dataset import Dataset, DatasetError
 from imputebench.data.download import RemoteFile
-from imputebench.data.uci import Column, cat, drop, real, target
+from imputebench.data.uci import Column, cat, count, drop, ordinal, positive, real, target
 from imputebench.models.registry import UnknownNameError
 from imputebench.schema import FeatureSchema
 
@@ -226,10 +226,11 @@ _text("zoo", _file("zoo", "zoo.data", "cddc71c26ab9bc82795b8f4ff114cade41885d927
     drop("animal_name"),
     *(cat(n, (0, 1), BOOL) for n in ("hair", "feathers", "eggs", "milk", "airborne", "aquatic", "predator", "toothed",
                                      "backbone", "breathes", "venomous", "fins")),
-    cat("legs", (0, 2, 4, 5, 6, 8)),
+    *count("legs"),  # zoo.names: "Numeric (set of values: {0,2,4,5,6,8})"
     *(cat(n, (0, 1), BOOL) for n in ("tail", "domestic", "catsize")),
     target("type", _texts(1, 2, 3, 4, 5, 6, 7)),
-), 101, "Zoo (Forsyth 1990): 15 Boolean features and `legs` in {0,2,4,5,6,8}, all categorical; animal name dropped.")
+), 101, "Zoo (Forsyth 1990): 15 Boolean features (categorical) and the count `legs` in {0,2,4,5,6,8}; animal name "
+   "dropped.")
 
 _COLOURS = "brown=n,buff=b,cinnamon=c,gray=g,orange=o,pink=p,red=e,white=w,yellow=y"
 _SURFACE = "fibrous=f,scaly=y,silky=k,smooth=s"
@@ -265,28 +266,29 @@ _text("mushroom", _file("mushroom", "agaricus-lepiota.data",
 # Kinds and codes from the UCI Heart Disease page (https://archive.ics.uci.edu/dataset/45/heart+disease).
 _text("heart", _file("heart_disease", "processed.cleveland.data",
                      "a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8", 18461), (
-    *real("age"),
+    *positive("age"),  # years
     cat("sex", (0, 1), ("female", "male")),
     cat("cp", (1, 2, 3, 4), ("typical angina", "atypical angina", "non-anginal pain", "asymptomatic")),
-    *real("trestbps", "chol"),
+    *positive("trestbps", "chol"),  # resting blood pressure (mm Hg), serum cholesterol (mg/dl)
     cat("fbs", (0, 1), ("<=120 mg/dl", ">120 mg/dl")),
     cat("restecg", (0, 1, 2), ("normal", "ST-T wave abnormality", "left ventricular hypertrophy")),
-    *real("thalach"),
+    *positive("thalach"),  # maximum heart rate achieved (beats per minute)
     cat("exang", (0, 1), NO_YES),
-    *real("oldpeak"),
-    cat("slope", (1, 2, 3), ("upsloping", "flat", "downsloping")),
-    cat("ca", (0, 1, 2, 3)),
+    *positive("oldpeak"),  # ST depression induced by exercise relative to rest, >= 0
+    ordinal("slope", (1, 2, 3), ("upsloping", "flat", "downsloping")),
+    *count("ca"),  # number of major vessels (0-3) coloured by fluoroscopy
     cat("thal", (3, 6, 7), ("normal", "fixed defect", "reversable defect")),
     target("num", _texts(0, 1, 2, 3, 4)),
-), 303, "Cleveland heart disease (Detrano et al. 1989): 5 real and 8 categorical features; `ca` and `thal` have "
+), 303, "Cleveland heart disease (Detrano et al. 1989): 5 positive (age, trestbps, chol, thalach, oldpeak), 1 count "
+   "(`ca`), 1 ordinal (`slope`) and 6 categorical features; `ca` and `thal` have "
    "`?` in 6 rows; target `num` 0..4.")
 
 _text("letter", _file("letter", "letter-recognition.data",
                       "2b89f3602cf768d3c8355267d2f13f2417809e101fc2b5ceee10db19a60de6e2", 712565), (
     target("lettr", tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")),
-    *real("x-box", "y-box", "width", "high", "onpix", "x-bar", "y-bar", "x2bar", "y2bar", "xybar", "x2ybr", "xy2br",
-          "x-ege", "xegvy", "y-ege", "yegvx"),
-), 20000, "Letter recognition (Frey & Slate 1991): 16 integer-scaled (0..15) image statistics, declared real.")
+    *count("x-box", "y-box", "width", "high", "onpix", "x-bar", "y-bar", "x2bar", "y2bar", "xybar", "x2ybr", "xy2br",
+           "x-ege", "xegvy", "y-ege", "yegvx"),  # letter-recognition.names: "(integer)", 0..15
+), 20000, "Letter recognition (Frey & Slate 1991): 16 integer-scaled (0..15) image statistics, declared counts.")
 
 _WORDS = ("make address all 3d our over remove internet order mail receive will people report addresses free business "
           "email you credit your font 000 money hp hpl george 650 lab labs telnet 857 data 415 85 technology 1999 "

@@ -22,6 +22,11 @@ class MaskedTable:
     x: torch.Tensor  # (n, D) float
     observed: torch.Tensor  # (n, D) bool
     schema: FeatureSchema
+    #: the transform's per-feature affine ``raw = x * feature_std + feature_mean`` ``(d,)``
+    #: (statistics of observed training entries; 0 / 1 for one-hot kinds), for models whose
+    #: likelihoods need raw values (HI-VAE's log-normal and Poisson); None when unknown
+    feature_mean: torch.Tensor | None = None
+    feature_std: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         expected = (self.x.shape[0], self.schema.encoded_dim)
@@ -45,7 +50,8 @@ class MaskedTable:
         return values.masked_fill(~self.observed_features, float("nan"))
 
     def to(self, device: torch.device | str) -> MaskedTable:
-        return MaskedTable(self.x.to(device), self.observed.to(device), self.schema)
+        moved = (None if t is None else t.to(device) for t in (self.feature_mean, self.feature_std))
+        return MaskedTable(self.x.to(device), self.observed.to(device), self.schema, *moved)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ class TableTransform:
         features = torch.as_tensor(scaled, dtype=dtype, device=device)
         x = self.schema.one_hot(features).nan_to_num_(0.0)  # (n, D)
         observed_t = torch.as_tensor(observed, dtype=torch.bool, device=device)
-        return MaskedTable(x, self.schema.expand(observed_t), self.schema)
+        mean, std = (torch.as_tensor(a, dtype=dtype, device=device) for a in (self.mean, self.std))
+        return MaskedTable(x, self.schema.expand(observed_t), self.schema, mean, std)
 
     def decode(self, encoded: torch.Tensor) -> np.ndarray:
         """Encoded ``(n, D)`` -> feature space ``(n, d)`` in original units (category codes)."""

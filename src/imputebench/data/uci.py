@@ -24,7 +24,10 @@ import pandas as pd
 from imputebench.data.dataset import DatasetError
 from imputebench.schema import Feature
 
-Role = Literal["real", "categorical", "drop", "target"]
+Role = Literal["real", "positive", "count", "categorical", "ordinal", "drop", "target"]
+#: Roles that become features: numeric ones (one number per cell) and coded ones (declared levels).
+NUMERIC_ROLES: tuple[str, ...] = ("real", "positive", "count")
+CODED_ROLES: tuple[str, ...] = ("categorical", "ordinal")
 #: Tokens that mean "no value" in the UCI files (see the .names files, section "Missing Attribute Values").
 MISSING_TOKENS: tuple[str, ...] = ("?",)
 
@@ -33,8 +36,9 @@ MISSING_TOKENS: tuple[str, ...] = ("?",)
 class Column:
     """One column of a source file, declared by hand.
 
-    ``levels`` are the raw values a categorical feature (or a class target) may
-    take in the file, in code order: strings are compared as text, numbers
+    ``levels`` are the raw values a categorical or ordinal feature (or a class
+    target) may take in the file, in code order (for an ordinal feature, from
+    lowest to highest): strings are compared as text, numbers
     numerically (so ``1``, ``1.0`` and ``1.00`` are the same level). ``labels``
     name the levels (default: the levels as text). Role ``drop`` columns (IDs,
     a second response) are read, counted and dropped; a ``target`` without
@@ -61,14 +65,29 @@ class Column:
         return self.labels or tuple(_level_text(v) for v in self.levels)
 
     def feature(self) -> Feature:
-        if self.role == "categorical":
-            return Feature(self.name, "categorical", self.categories)
-        return Feature(self.name, "real")
+        if self.role in CODED_ROLES:
+            return Feature(self.name, self.role, self.categories)
+        return Feature(self.name, self.role)
 
 
 def real(*names: str) -> tuple[Column, ...]:
     """Real-valued feature columns."""
     return tuple(Column(n, "real") for n in names)
+
+
+def positive(*names: str) -> tuple[Column, ...]:
+    """Non-negative real feature columns (HI-VAE's positive kind models log(1 + x))."""
+    return tuple(Column(n, "positive") for n in names)
+
+
+def count(*names: str) -> tuple[Column, ...]:
+    """Count feature columns: non-negative integers."""
+    return tuple(Column(n, "count") for n in names)
+
+
+def ordinal(name: str, levels: Sequence[str] | Sequence[float], labels: Sequence[str] = ()) -> Column:
+    """An ordinal feature with its declared levels (and optional labels), lowest first."""
+    return Column(name, "ordinal", tuple(levels), tuple(labels))
 
 
 def cat(name: str, levels: Sequence[str] | Sequence[float], labels: Sequence[str] = ()) -> Column:
@@ -259,11 +278,13 @@ class Decoded:
 def decode(frame: pd.DataFrame, columns: Sequence[Column], path: Path, missing: Sequence[str] = MISSING_TOKENS) -> Decoded:
     """Turn a frame of tokens (index = line numbers) into feature space, following ``columns``.
 
-    Real features become floats and categorical features codes ``0..K-1``; a
-    ``missing`` token becomes ``NaN``. Raises :class:`DatasetError` naming the
-    file and line of the first non-numeric value or undeclared category.
+    Numeric features (real, positive, count) become floats and categorical and
+    ordinal features codes ``0..K-1``; a ``missing`` token becomes ``NaN``.
+    Raises :class:`DatasetError` naming the file and line of the first
+    non-numeric value, undeclared category, negative positive value or
+    non-count value of a count feature.
     """
-    features = [c for c in columns if c.role in ("real", "categorical")]
+    features = [c for c in columns if c.role in NUMERIC_ROLES + CODED_ROLES]
     values = np.empty((len(frame), len(features)), dtype=np.float64)
     for j, column in enumerate(features):
         tokens = frame[column.name]
@@ -314,9 +335,18 @@ def _codes(tokens: pd.Series, column: Column, path: Path, missing: Sequence[str]
 
 
 def _decode_column(tokens: pd.Series, column: Column, path: Path, missing: Sequence[str]) -> np.ndarray:
-    if column.role == "categorical":
+    if column.role in CODED_ROLES:
         return _codes(tokens, column, path, missing)
-    return _numbers(tokens, column, path, missing)
+    numbers = _numbers(tokens, column, path, missing)
+    if column.role == "positive":
+        bad = numbers < 0
+        if bad.any():
+            raise _first_bad(tokens, bad, path, column, "negative (declared positive)")
+    elif column.role == "count":
+        bad = np.isfinite(numbers) & ((numbers < 0) | (numbers != np.round(numbers)))
+        if bad.any():
+            raise _first_bad(tokens, bad, path, column, "not a count (a non-negative integer)")
+    return numbers
 
 
 def _decode_target(tokens: pd.Series, column: Column, path: Path) -> np.ndarray:

@@ -79,6 +79,9 @@ class ImputerModule(L.LightningModule, Imputer):
     Config: ClassVar[type[TrainingConfig]] = TrainingConfig
     #: False for deterministic models (AE): one draw is the imputation
     stochastic: ClassVar[bool] = True
+    #: take configs/training.yaml's per-family learning rate and epochs (the VSAE paper's
+    #: settings for the models it trains); False keeps the model's own paper's defaults
+    uses_family_presets: ClassVar[bool] = True
 
     def __init__(self, seed: int = 0, **config: object) -> None:
         L.LightningModule.__init__(self)

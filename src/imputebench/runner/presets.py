@@ -5,8 +5,9 @@ B.3 / long version D) live in ``configs/training.yaml``, shipped in the package
 as ``imputebench.configs``. A ``--model-config`` YAML file maps model names to
 overrides (``configs/vsae-long.yaml``). ``--max-epochs`` / ``--patience`` win
 over both. Only fields the model's ``Config`` declares are kept from a preset,
-so classical baselines get an empty configuration; a config file naming an
-unknown model or field is an error.
+so classical baselines get an empty configuration, and models that keep their
+own paper's settings (``uses_family_presets = False``: VAEAC, MIWAE, HI-VAE) get
+none of the preset; a config file naming an unknown model or field is an error.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def config_resolver(
     given = {k: v for k, v in cli_overrides.items() if v is not None}
 
     def config_for(model: str, dataset: str) -> dict:
-        known = get_model(model).config_fields()
-        config = {k: v for k, v in family_presets()[dataset_family(schemas[dataset])].items() if k in known}
+        cls = get_model(model)
+        known = cls.config_fields()
+        preset = family_presets()[dataset_family(schemas[dataset])] if getattr(cls, "uses_family_presets", False) else {}
+        config = {k: v for k, v in preset.items() if k in known}
         config.update((file_overrides or {}).get(model, {}))
         config.update({k: v for k, v in given.items() if k in known})
         return config
