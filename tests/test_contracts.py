@@ -134,8 +134,8 @@ def fitted(data):
 
 
 def test_the_registry_holds_the_expected_models():
-    assert {"mean", "mice", "missforest", "ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae"} <= set(MODELS)
-    assert set(DEEP) >= {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae"}
+    assert {"mean", "mice", "missforest", "ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae"} <= set(MODELS)
+    assert set(DEEP) >= {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae"}
     for name in MODELS:
         cls = get_model(name)
         assert issubclass(cls, Imputer) and cls.name == name and cls.paper
@@ -403,8 +403,9 @@ def _nan_loss(original):
 
 @pytest.mark.parametrize("name", DEEP)
 def test_a_huge_learning_rate_is_a_diverged_trial(name):
+    """An absurd learning rate overflows the loss (1e20: tanh networks such as MIWAE saturate, finite, at 1e10)."""
     cache = DataCache(None, "cpu", {"toy": correlated_dataset(200, 0)})
-    row = run_trial(Trial(name, "toy", "mcar", 0.5, 0, "vsae", fast_config(name, max_epochs=2, lr=1e10)), cache)
+    row = run_trial(Trial(name, "toy", "mcar", 0.5, 0, "vsae", fast_config(name, max_epochs=2, lr=1e20)), cache)
     assert row.status == "diverged", row.reason
     assert "non-finite" in row.reason and not row.metrics
 
@@ -436,6 +437,8 @@ SYNTHETIC_MARGIN = 0.9
 #: Measured at MCAR 0.5, protocol vsae, seed 0, one torch thread, QUALITY_BUDGET (commit 54857db):
 #: mean imputation has NRMSE 1.0020 on Yeast's test split.
 YEAST_BELOW_PAR = {
+    "miwae": "NRMSE 1.0046 vs mean 1.0020 (its own defaults, Student-t; under the vaeac protocol, seed 0, it scores "
+             "1.0222 vs mean 1.0234)",
     "hivae": "NRMSE 1.0033 vs mean 1.0020 (its own defaults: 200 epochs, lr 1e-3, batch 100; under the vaeac "
              "protocol, seed 0, it scores 1.0065 vs mean 1.0234)",
     "ae": "NRMSE 1.0059 vs mean 1.0020 (stopped at epoch 101, best epoch 60; with max_epochs 500 / patience 100: "
