@@ -47,15 +47,6 @@ GENERATORS = [name for name in DEEP if hasattr(get_model(name), "generate")]
 #: classical baselines with a small budget (their constructors take these keywords)
 CLASSICAL_FAST = {"mice": dict(max_iter=2, n_imputations=2), "missforest": dict(max_iter=2, n_estimators=10, n_jobs=1)}
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks: intra-op threads only add overhead (and stall badly on a busy 2-core runner)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def fast_config(name: str, **overrides: object) -> dict:
     """A configuration that trains in well under a second on the 200-row table."""
     cls = get_model(name)

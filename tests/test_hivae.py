@@ -33,14 +33,6 @@ from imputebench.selection import SelectionError
 FAST = dict(max_epochs=2, batch_size=32, patience=5, n_imputations=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mixed_dataset(n: int = 160, seed: int = 0) -> Dataset:
     """One feature of every kind, driven by a shared latent so that they correlate."""
     rng = np.random.default_rng(seed)

@@ -37,14 +37,6 @@ SCHEMA = FeatureSchema((
 ))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data() -> PreparedData:
     return prepare(correlated_dataset(200, 0), get_protocol("vsae"), "mcar", 0.5, 0)

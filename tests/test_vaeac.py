@@ -30,14 +30,6 @@ from imputebench.selection import SelectionError
 SMALL = dict(width=32, depth=2, latent_dim=8, max_epochs=2, patience=5, batch_size=32, n_imputations=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return prepare(correlated_dataset(200, 0), get_protocol("vaeac"), "mcar", 0.5, 0)

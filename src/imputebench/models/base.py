@@ -170,6 +170,15 @@ class ImputerModule(L.LightningModule, Imputer):
             draws = self._draw(table.x, table.observed, k)  # (k, n, D)
         return torch.where(table.observed, table.x, draws)
 
+    @torch.no_grad()
+    def impute_from_nothing(self, n: int) -> torch.Tensor:
+        """``n`` imputation draws of rows with every feature missing: generation by models
+        whose prior is conditional (CVAE w/ data, VAEAC). ``(n, D)``."""
+        self.eval()
+        device = next(self.parameters()).device
+        empty = torch.zeros(n, self.schema.encoded_dim, dtype=torch.bool, device=device)
+        return self.impute_batch(torch.zeros(n, self.schema.encoded_dim, device=device), empty)
+
     def pool(self, draws: torch.Tensor) -> torch.Tensor:
         """``(k, n, D)`` -> ``(n, D)``: mean of numeric columns, majority category of one-hot blocks."""
         return self.layout.argmax_one_hot(draws.mean(0))

@@ -96,7 +96,4 @@ class CVAEData(ImputerModule):
     @torch.no_grad()
     def generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` rows from the prior network given nothing observed (x_o empty, m = 0)."""
-        self.eval()
-        device = next(self.parameters()).device
-        empty = torch.zeros(n, self.schema.encoded_dim, dtype=torch.bool, device=device)
-        return self.impute_batch(torch.zeros(n, self.schema.encoded_dim, device=device), empty), None
+        return self.impute_from_nothing(n), None

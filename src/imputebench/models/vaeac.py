@@ -260,7 +260,4 @@ class VAEAC(ImputerModule):
     @torch.no_grad()
     def generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` rows given nothing observed (b = 1 everywhere): z ~ p_psi(z | b = 1), generator mode; no mask."""
-        self.eval()
-        device = next(self.parameters()).device
-        empty = torch.zeros(n, self.schema.encoded_dim, dtype=torch.bool, device=device)
-        return self.impute_batch(torch.zeros(n, self.schema.encoded_dim, device=device), empty), None
+        return self.impute_from_nothing(n), None

@@ -86,6 +86,15 @@ class TabularLikelihood(nn.Module):
         """Most likely value: Gaussian means, one-hot of the most likely category. ``(..., D)``."""
         return self.layout.argmax_one_hot(params[..., : self.encoded_dim])
 
+    def _sample_blocks(self, params: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with each one-hot block replaced by a category drawn by the Gumbel-max trick."""
+        if not self.layout.has_blocks:
+            return out
+        log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
+        gumbel = -torch.log((-torch.log(torch.rand_like(log_p).clamp_min(1e-20))).clamp_min(1e-20))
+        scores = (log_p + gumbel).masked_fill(~self.layout.block_valid, float("-inf"))
+        return self.layout.scatter_blocks(self.layout.one_hot_argmax(scores), out)
+
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         """One draw per row in the encoded space ``(..., D)`` (categories by the Gumbel-max trick)."""
         out = params[..., : self.encoded_dim]
@@ -93,12 +102,7 @@ class TabularLikelihood(nn.Module):
             mu, logvar = self._numeric(params)
             draw = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
             out = out.index_copy(-1, self.layout.numeric_cols, draw)
-        if self.layout.has_blocks:
-            log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
-            gumbel = -torch.log((-torch.log(torch.rand_like(log_p).clamp_min(1e-20))).clamp_min(1e-20))
-            scores = (log_p + gumbel).masked_fill(~self.layout.block_valid, float("-inf"))
-            out = self.layout.scatter_blocks(self.layout.one_hot_argmax(scores), out)
-        return out
+        return self._sample_blocks(params, out)
 
 
 class StudentTLikelihood(TabularLikelihood):
@@ -153,9 +157,4 @@ class StudentTLikelihood(TabularLikelihood):
             loc, scale, df = self.student_params(params)
             draw = torch.distributions.StudentT(df, loc, scale).sample()  # (..., N)
             out = out.index_copy(-1, self.layout.numeric_cols, draw)
-        if self.layout.has_blocks:
-            log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
-            gumbel = -torch.log((-torch.log(torch.rand_like(log_p).clamp_min(1e-20))).clamp_min(1e-20))
-            scores = (log_p + gumbel).masked_fill(~self.layout.block_valid, float("-inf"))
-            out = self.layout.scatter_blocks(self.layout.one_hot_argmax(scores), out)
-        return out
+        return self._sample_blocks(params, out)
