@@ -25,9 +25,7 @@ from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
-from imputebench.nn.layout import SchemaLayout
 from imputebench.runner.presets import dataset_family, family_presets
-from imputebench.selection import SelectionError
 
 
 def matmul_rate(n: int = 1024, repeats: int = 20) -> float:
@@ -45,8 +43,7 @@ def matmul_rate(n: int = 1024, repeats: int = 20) -> float:
 def step_flops(cls, config: dict, train) -> int:
     """FLOPs of one training step (forward + backward of ``loss``) on a full batch."""
     model = cls(seed=0, **config)
-    model.schema, model.layout, model.selection = train.schema, SchemaLayout(train.schema), SelectionError(train.schema)
-    model.build(train.schema)
+    model.build_networks(train.schema)
     model.train()
     b = model.cfg.batch_size
     x, observed = train.x[:b], train.observed[:b]

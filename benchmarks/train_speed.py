@@ -52,9 +52,7 @@ from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
-from imputebench.nn.layout import SchemaLayout
 from imputebench.runner.presets import dataset_family, family_presets
-from imputebench.selection import SelectionError
 
 TARGET = 1.15
 SEED = 0
@@ -102,9 +100,7 @@ def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
 def bare_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
     """The same networks, batches and optimiser in a plain loop."""
     model = cls(seed=SEED, **config)
-    torch.manual_seed(model.seed)  # as fit: seed, then build
-    model.schema, model.layout, model.selection = train.schema, SchemaLayout(train.schema), SelectionError(train.schema)
-    model.build(train.schema)
+    model.build_networks(train.schema)
     model.train()
     optimizer = model.configure_optimizers()
     batches = _batches(model, train)

@@ -33,12 +33,10 @@ from imputebench.evaluate import score
 from imputebench.models.base import DivergedError, ImputerModule
 from imputebench.models.imputer import Imputer
 from imputebench.models.registry import get_model, model_names
-from imputebench.nn.layout import SchemaLayout
 from imputebench.runner.execute import DataCache, run_trial
 from imputebench.runner.presets import config_resolver
 from imputebench.runner.trials import Trial
 from imputebench.schema import Feature, FeatureSchema
-from imputebench.selection import SelectionError
 
 MODELS = model_names()
 DEEP = [name for name in MODELS if issubclass(get_model(name), ImputerModule)]
@@ -80,9 +78,7 @@ def scramble(table: MaskedTable, seed: int) -> MaskedTable:
 def build(name: str, schema, seed: int = 0) -> ImputerModule:
     """A deep model with its networks created exactly as ``fit`` creates them, untrained."""
     model = get_model(name)(seed=seed, **fast_config(name))
-    torch.manual_seed(seed)
-    model.schema, model.layout, model.selection = schema, SchemaLayout(schema), SelectionError(schema)
-    model.build(schema)
+    model.build_networks(schema)
     return model
 
 

@@ -24,9 +24,7 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.table import MaskedTable
 from imputebench.models.miwae import MIWAE
 from imputebench.nn.heads import StudentTLikelihood, TabularLikelihood
-from imputebench.nn.layout import SchemaLayout
 from imputebench.schema import Feature, FeatureSchema
-from imputebench.selection import SelectionError
 
 #: numeric, 3-category, numeric, 2-category
 SCHEMA = FeatureSchema((
@@ -51,9 +49,7 @@ def fitted(data) -> MIWAE:
 def built(schema: FeatureSchema, **config: object) -> MIWAE:
     """An untrained MIWAE with its networks, in eval mode."""
     model = MIWAE(seed=0, **config)
-    torch.manual_seed(0)
-    model.schema, model.layout, model.selection = schema, SchemaLayout(schema), SelectionError(schema)
-    model.build(schema)
+    model.build_networks(schema)
     return model.eval()
 
 

@@ -3,17 +3,12 @@
 The b-mask sampling of A.2, the reconstruction term of eq. (9), the Normal-Gamma
 regulariser of eq. (8), the prior-to-generator skip connections of A.1, and model
 selection by a validation IWAE. The registry-wide contract tests
-(tests/test_contracts.py) are run for ``vaeac`` here while the registry does not
-import the module itself.
+(tests/test_contracts.py) cover the rest.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,10 +16,7 @@ import torch
 from helpers import correlated_dataset
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
-from imputebench.models import registry
 from imputebench.models.vaeac import VAEAC, normal_gamma_log_prior, sample_unobserved
-from imputebench.nn.layout import SchemaLayout
-from imputebench.selection import SelectionError
 
 #: small networks keep every test here well under a second or two
 SMALL = dict(width=32, depth=2, latent_dim=8, max_epochs=2, patience=5, batch_size=32, n_imputations=2)
@@ -37,9 +29,7 @@ def data():
 
 def built(schema, **overrides) -> VAEAC:
     model = VAEAC(seed=0, **{**SMALL, **overrides})
-    torch.manual_seed(0)
-    model.schema, model.layout, model.selection = schema, SchemaLayout(schema), SelectionError(schema)
-    model.build(schema)
+    model.build_networks(schema)
     return model.eval()
 
 
@@ -207,21 +197,3 @@ def test_imputation_uses_the_prior_network_given_the_missing_features(data):
     assert not seen  # no proposal at test time
     b = prior_inputs[0][:, data.train.schema.encoded_dim :]
     assert torch.equal(b.bool(), ~model.layout.feature_mask(observed))
-
-
-# --- registry contract tests ------------------------------------------------------------------------
-
-
-@pytest.mark.slow  # ~10-20 s: a subprocess running 19 contract tests on the default (depth 10) networks
-@pytest.mark.skipif(
-    "vaeac" in inspect.getsource(registry._load_builtin_models),
-    reason="the registry imports vaeac: tests/test_contracts.py covers it already",
-)
-def test_registry_contract_tests_pass_for_vaeac():
-    root = Path(__file__).resolve().parents[1]
-    code = (
-        "import sys, pytest, imputebench.models.vaeac; "
-        "sys.exit(pytest.main(['-q', '-x', 'tests/test_contracts.py', '-k', 'vaeac', '-p', 'no:cacheprovider']))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]  # 5 = nothing selected

@@ -41,7 +41,7 @@ class SelectionError(Metric):
         super().__init__(**kwargs)
         self.layout = SchemaLayout(schema)
         numeric = torch.zeros(len(schema), dtype=torch.bool)
-        numeric[list(j for j, f in enumerate(schema.features) if f.width == 1)] = True
+        numeric[self.layout.numeric_features] = True
         self.register_buffer("numeric", numeric, persistent=False)
         self.add_state("error", torch.zeros(len(schema)), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(len(schema)), dist_reduce_fx="sum")

@@ -13,6 +13,7 @@ the same as drawing each split with shared parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -43,11 +44,11 @@ class PreparedData:
         and as the scoring truth of the validation split. Never given to a partially-observed model."""
         return self.transform.encode(self.dataset.values[rows], np.ones((len(rows), len(self.dataset.schema)), bool), self.device)
 
-    @property
+    @cached_property
     def train_complete(self) -> MaskedTable:
         return self.complete(self.splits.train)
 
-    @property
+    @cached_property
     def validation(self) -> ValidationSplit | None:
         """The validation split with the true values of its hidden entries, for model selection."""
         if self.val is None:

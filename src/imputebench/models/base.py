@@ -119,13 +119,18 @@ class ImputerModule(L.LightningModule, Imputer):
     def training_summary(self) -> dict[str, float]:
         return {"epochs": self.epochs_trained, "best_epoch": self.best_epoch}
 
-    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
+    def build_networks(self, schema: FeatureSchema) -> ImputerModule:
+        """Seed, then create the schema views and the networks: the untrained model :meth:`fit` starts from."""
         torch.manual_seed(self.seed)
+        self.schema = schema
+        self.layout = SchemaLayout(schema)
+        self.selection = SelectionError(schema)
+        self.build(schema)
+        return self
+
+    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
-        self.schema = train.schema
-        self.layout = SchemaLayout(train.schema)
-        self.selection = SelectionError(train.schema)
-        self.build(train.schema)
+        self.build_networks(train.schema)
         device = train.x.device
         batches = IndexBatches(train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2)  # batch norm
         val_batches = None
