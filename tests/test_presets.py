@@ -7,7 +7,13 @@ import pytest
 
 from helpers import correlated_dataset
 from imputebench.data.sources import load_dataset
-from imputebench.runner.presets import config_resolver, dataset_family, family_presets, read_model_config
+from imputebench.runner.presets import (
+    config_resolver,
+    dataset_family,
+    family_presets,
+    model_dataset_presets,
+    read_model_config,
+)
 from imputebench.runner.trials import expand
 from imputebench.schema import Feature, FeatureSchema
 
@@ -64,6 +70,20 @@ def test_bad_model_config_files_are_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises((ValueError, KeyError), match=message):
         read_model_config(path)
+
+
+def test_vaeac_takes_its_authors_epochs_per_dataset_below_files_and_command_line(tmp_path):
+    toy = correlated_dataset(50)
+    schemas = {"mushroom": toy.schema, "whitewine": toy.schema, "zoo": toy.schema}
+    config_for = config_resolver(schemas)
+    assert model_dataset_presets()["vaeac"]["yeast"] == {"max_epochs": 300, "patience": 300}
+    assert config_for("vaeac", "mushroom") == {"max_epochs": 50, "patience": 50}  # no family preset for VAEAC
+    assert config_for("vaeac", "zoo") == {}  # no authors' command: the model's defaults
+    assert config_for("miwae", "mushroom") == {}
+    config_file = tmp_path / "m.yaml"
+    config_file.write_text("vaeac:\n  max_epochs: 20\n")
+    overridden = config_resolver(schemas, read_model_config(config_file), patience=5)
+    assert overridden("vaeac", "whitewine") == {"max_epochs": 20, "patience": 5}
 
 
 def test_the_shipped_long_version_config_is_valid():

@@ -12,11 +12,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers import correlated_dataset
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
-from imputebench.models.vaeac import VAEAC, normal_gamma_log_prior, sample_unobserved
+from imputebench.models.vaeac import VAEAC, normal_gamma_log_prior, sample_unobserved, split_linear
 
 #: small networks keep every test here well under a second or two
 SMALL = dict(width=32, depth=2, latent_dim=8, max_epochs=2, patience=5, batch_size=32, n_imputations=2)
@@ -130,8 +131,8 @@ def test_generative_network_takes_the_prior_networks_states_by_concatenation(dat
     model = built(schema, width=16, depth=3)
     gen = model.generative_net
     assert len(gen.blocks) == 3 + 1
-    assert all(block.in_features == 2 * 16 for block in gen.blocks)  # [g, prior state]
-    assert gen.head.in_features == 16 + schema.encoded_dim + len(schema)  # [g, x_{1-b}, b]
+    assert all(block.in_features == skip.in_features == 16 for block, skip in zip(gen.blocks, gen.skip_blocks))
+    assert gen.cond_head.in_features == schema.encoded_dim + len(schema)  # [x_{1-b}, b] beside g
     assert model.proposal_net.stem.in_features == schema.encoded_dim + 2 * len(schema)  # [x, missing, b]
     x, observed = data.test.x[:8], data.test.observed[:8]
     unobserved = ~model.layout.feature_mask(observed)
@@ -142,6 +143,37 @@ def test_generative_network_takes_the_prior_networks_states_by_concatenation(dat
     for i in range(len(skips)):  # every prior state reaches the output
         changed = [s + 1.0 if j == i else s for j, s in enumerate(skips)]
         assert not torch.allclose(gen(z, changed, u), out)
+
+
+
+def test_split_skip_blocks_equal_one_linear_layer_on_the_concatenation_for_every_latent_sample(data):
+    schema = data.train.schema
+    gen = built(schema, width=16, depth=2).generative_net
+    skips = [torch.randn(5, 16) for _ in range(3)]
+    cond = torch.randn(5, gen.cond_head.in_features)
+    z = torch.randn(4, 5, gen.stem.in_features)  # (K, B, k): four latent samples per row
+
+    def joint(first: torch.nn.Linear, second: torch.nn.Linear, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        weight = torch.cat([first.weight, second.weight], 1)  # one Linear on [a, c], as written in A.1
+        return F.linear(torch.cat([a, c], -1), weight, first.bias)
+
+    def concatenated(z1: torch.Tensor) -> torch.Tensor:
+        g = F.leaky_relu(gen.stem(z1))
+        for block, skip_block, skip in zip(gen.blocks, gen.skip_blocks, reversed(skips)):
+            g = g + F.leaky_relu(joint(block, skip_block, g, skip))
+        return joint(gen.head, gen.cond_head, g, cond)
+
+    expected = torch.stack([concatenated(zk) for zk in z])
+    torch.testing.assert_close(gen(z, skips, cond), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_split_linear_is_initialised_like_the_single_layer():
+    torch.manual_seed(0)
+    first, second = split_linear(300, 200, 64)
+    bound = 1 / math.sqrt(500)  # nn.Linear's default init on 500 inputs
+    for weight in (first.weight, second.weight, first.bias):
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound
+    assert second.bias is None
 
 
 # --- model selection by validation IWAE -------------------------------------------------------------

@@ -124,22 +124,43 @@ class ResidualTrunk(nn.Module):
         return self.head(h), states
 
 
+def split_linear(first_dim: int, second_dim: int, out_dim: int) -> tuple[nn.Linear, nn.Linear]:
+    """``nn.Linear(first_dim + second_dim, out_dim)`` on a concatenation ``[a, c]``, as two layers
+    ``W_a a + b`` and ``W_c c`` (bias once) initialised exactly as the single layer would be."""
+    joint = nn.Linear(first_dim + second_dim, out_dim)
+    first, second = nn.Linear(first_dim, out_dim), nn.Linear(second_dim, out_dim, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(joint.weight[:, :first_dim])
+        first.bias.copy_(joint.bias)
+        second.weight.copy_(joint.weight[:, first_dim:])
+    return first, second
+
+
 class SkipGenerator(nn.Module):
-    """p_theta(x_b | z, x_{1-b}, b): residual blocks fed the prior network's states by concatenation (A.1)."""
+    """p_theta(x_b | z, x_{1-b}, b): residual blocks fed the prior network's states by concatenation (A.1).
+
+    Each block is the authors' ``Linear(2 * width, width)`` on ``[g, s]``, held as the two halves
+    ``W_g g + c`` (``blocks``) and ``W_s s`` (``skip_blocks``) of :func:`split_linear`; the output
+    layer on ``[g, u]`` likewise (``head``, ``cond_head``). The skip and conditioning halves depend
+    on the row only, so they are computed once per row and broadcast over the latent samples,
+    which halves the blocks' arithmetic when scoring K samples of z (the validation IWAE).
+    """
 
     def __init__(self, latent_dim: int, width: int, depth: int, cond_dim: int, out_dim: int) -> None:
         super().__init__()
         self.stem = nn.Linear(latent_dim, width)
-        self.blocks = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(depth + 1))
-        self.head = nn.Linear(width + cond_dim, out_dim)
+        pairs = [split_linear(width, width, width) for _ in range(depth + 1)]
+        self.blocks = nn.ModuleList(block for block, _ in pairs)
+        self.skip_blocks = nn.ModuleList(skip for _, skip in pairs)
+        self.head, self.cond_head = split_linear(width, cond_dim, out_dim)
 
     def forward(self, z: torch.Tensor, skips: list[torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         """``z`` ``(..., B, k)``; ``skips`` ``depth + 1`` x ``(B, width)`` and ``cond`` ``(B, c)`` broadcast
         over the leading sample axes. Returns ``(..., B, P)``."""
         g = F.leaky_relu(self.stem(z))  # (..., B, width)
-        for block, skip in zip(self.blocks, reversed(skips)):
-            g = g + F.leaky_relu(block(torch.cat([g, skip.expand_as(g)], -1)))
-        return self.head(torch.cat([g, cond.expand(*g.shape[:-1], -1)], -1))
+        for block, skip_block, skip in zip(self.blocks, self.skip_blocks, reversed(skips)):
+            g = g + F.leaky_relu(block(g) + skip_block(skip))  # (..., B, width) + (B, width)
+        return self.head(g) + self.cond_head(cond)  # (..., B, P)
 
 
 @register_model("vaeac")

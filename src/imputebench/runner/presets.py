@@ -1,8 +1,10 @@
-"""Each trial's model configuration: dataclass defaults < family preset < config file < command line.
+"""Each trial's model configuration: dataclass defaults < family preset < the model authors'
+per-dataset settings < config file < command line.
 
 The family presets (learning rate and epochs per dataset family, VSAE appendix
-B.3 / long version D) live in ``configs/training.yaml``, shipped in the package
-as ``imputebench.configs``. A ``--model-config`` YAML file maps model names to
+B.3 / long version D) and the per-model, per-dataset settings (e.g. VAEAC's epochs
+from its authors' reproduction commands) live in ``configs/training.yaml``, shipped
+in the package as ``imputebench.configs``. A ``--model-config`` YAML file maps model names to
 overrides (``configs/vsae-long.yaml``). ``--max-epochs`` / ``--patience`` win
 over both. Only fields the model's ``Config`` declares are kept from a preset,
 so classical baselines get an empty configuration, and models that keep their
@@ -35,13 +37,28 @@ def dataset_family(schema: FeatureSchema) -> str:
 
 
 @cache
+def _training_yaml() -> dict:
+    return yaml.safe_load(files("imputebench.configs").joinpath("training.yaml").read_text())
+
+
 def family_presets() -> dict[str, dict]:
-    text = files("imputebench.configs").joinpath("training.yaml").read_text()
-    families = yaml.safe_load(text)["families"]
+    families = _training_yaml()["families"]
     missing = set(FAMILIES) - set(families)
     if missing:
         raise ValueError(f"configs/training.yaml lacks families {sorted(missing)}")
     return families
+
+
+def model_dataset_presets() -> dict[str, dict[str, dict]]:
+    """``model -> dataset -> {field: value}`` from the ``models`` section of ``configs/training.yaml``."""
+    presets = _training_yaml().get("models") or {}
+    for model, datasets in presets.items():
+        known = get_model(model).config_fields()
+        for dataset, fields in datasets.items():
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise ValueError(f"configs/training.yaml: {model} on {dataset} has no field {unknown}")
+    return presets
 
 
 def read_model_config(path: Path) -> dict[str, dict]:
@@ -76,6 +93,7 @@ def config_resolver(
         known = cls.config_fields()
         preset = family_presets()[dataset_family(schemas[dataset])] if getattr(cls, "uses_family_presets", False) else {}
         config = {k: v for k, v in preset.items() if k in known}
+        config.update(model_dataset_presets().get(model, {}).get(dataset, {}))
         config.update((file_overrides or {}).get(model, {}))
         config.update({k: v for k, v in given.items() if k in known})
         return config
