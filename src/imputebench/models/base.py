@@ -34,6 +34,9 @@ class DivergedError(RuntimeError):
     """Training produced a non-finite loss; the runner stores the trial as ``diverged``."""
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Training fields every deep model shares (VSAE appendix B.3; long version appendix D)."""
@@ -204,7 +207,11 @@ class ImputerModule(L.LightningModule, Imputer):
 
     # --- Lightning hooks ---------------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.cfg.lr)
+        """Adam with the fused kernel where torch has one: a single pass over every parameter instead
+        of about ten elementwise kernels per tensor, which took a fifth of a VAEAC step on one CPU thread."""
+        params = list(self.parameters())
+        fused = all(p.device.type in FUSED_ADAM_DEVICES for p in params)
+        return torch.optim.Adam(params, lr=self.cfg.lr, fused=fused or None)
 
     def on_train_epoch_start(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
