@@ -27,7 +27,7 @@ from imputebench.nn.elbo import (
     reparameterize,
 )
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
-from imputebench.nn.layout import SchemaLayout
+from imputebench.nn.layout import SchemaLayout, masked_log_softmax, take_columns
 from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, grouped_mlp, mlp
 from imputebench.schema import Feature, FeatureSchema
 from imputebench.selection import SelectionError
@@ -236,6 +236,27 @@ def test_blocks_and_scatter_blocks_round_trip():
 
 
 # --- ELBO pieces ---------------------------------------------------------------------------------
+
+
+def test_take_columns_equals_advanced_indexing_with_its_gradient():
+    encoded = torch.randn(3, 4, 7, requires_grad=True)
+    index = torch.tensor([[0, 6, 6], [2, 1, 0]])
+    torch.testing.assert_close(take_columns(encoded, index), encoded[..., index])
+    torch.testing.assert_close(take_columns(encoded.expand(2, -1, -1, -1), index[0]), encoded.expand(2, -1, -1, -1)[..., index[0]])
+    (grad,) = torch.autograd.grad(take_columns(encoded, index).sum(), encoded)
+    assert torch.equal(grad[0, 0], torch.tensor([2.0, 1, 1, 0, 0, 0, 2]))
+    assert take_columns(encoded, torch.zeros(0, 3, dtype=torch.long)).shape == (3, 4, 0, 3)
+
+
+def test_masked_log_softmax_is_the_softmax_over_valid_entries_with_zero_padding_and_gradients():
+    valid = torch.tensor([[True, True, False], [True, True, True]])  # (G=2, K=3)
+    logits = torch.randn(4, 5, 2, 3, requires_grad=True)
+    out = masked_log_softmax(logits, valid)  # (4, 5, 2, 3)
+    torch.testing.assert_close(out[..., 0, :2], logits[..., 0, :2].log_softmax(-1))
+    torch.testing.assert_close(out[..., 1, :], logits[..., 1, :].log_softmax(-1))
+    assert (out[..., 0, 2] == 0).all()
+    out.exp().mul(valid).sum().backward()  # padding gets no gradient, nothing is NaN
+    assert torch.isfinite(logits.grad).all() and (logits.grad[..., 0, 2] == 0).all()
 
 
 def test_gaussian_kl_matches_torch_distributions():

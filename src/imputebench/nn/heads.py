@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imputebench.nn.elbo import clamp_logvar, gaussian_log_prob
-from imputebench.nn.layout import SchemaLayout
+from imputebench.nn.layout import SchemaLayout, masked_log_softmax, take_columns
 from imputebench.schema import FeatureSchema
 
 
@@ -51,7 +51,7 @@ class TabularLikelihood(nn.Module):
         return self.encoded_dim + (self.n_numeric if self.learn_scale else 0)
 
     def _numeric(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = params[..., self.layout.numeric_cols]  # (..., N)
+        mu = take_columns(params, self.layout.numeric_cols)  # (..., N)
         if self.learn_scale:
             logvar = clamp_logvar(params[..., self.encoded_dim :])
         else:
@@ -59,15 +59,15 @@ class TabularLikelihood(nn.Module):
         return mu, logvar
 
     def _log_softmax_blocks(self, params: torch.Tensor) -> torch.Tensor:
-        logits = self.layout.blocks(params[..., : self.encoded_dim], pad=float("-inf"))  # (..., C, K_max)
-        return logits.log_softmax(-1).masked_fill(~self.layout.block_valid, 0.0)
+        logits = self.layout.blocks(params[..., : self.encoded_dim])  # (..., C, K_max)
+        return masked_log_softmax(logits, self.layout.block_valid)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-feature log-likelihood of encoded targets ``x`` ``(..., D)`` -> ``(..., d)``."""
         out = x.new_zeros(*x.shape[:-1], self.layout.n_features)
         if self.layout.has_numeric:
             mu, logvar = self._numeric(params)
-            target = x[..., self.layout.numeric_cols]
+            target = take_columns(x, self.layout.numeric_cols)
             out = out.index_copy(-1, self.layout.numeric_features, gaussian_log_prob(target, mu, logvar))
         if self.layout.has_blocks:
             log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
@@ -129,7 +129,7 @@ class StudentTLikelihood(TabularLikelihood):
 
     def student_params(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Location, scale and degrees of freedom of the numeric features, ``(..., N)`` each."""
-        loc = params[..., self.layout.numeric_cols]
+        loc = take_columns(params, self.layout.numeric_cols)
         raw_scale, raw_df = params[..., self.encoded_dim :].chunk(2, -1)
         return loc, F.softplus(raw_scale) + self.min_scale, F.softplus(raw_df) + self.min_df
 
@@ -138,7 +138,7 @@ class StudentTLikelihood(TabularLikelihood):
         out = x.new_zeros(*x.shape[:-1], self.layout.n_features)
         if self.layout.has_numeric:
             loc, scale, df = self.student_params(params)
-            t = (x[..., self.layout.numeric_cols] - loc) / scale
+            t = (take_columns(x, self.layout.numeric_cols) - loc) / scale
             log_p = (
                 torch.lgamma(0.5 * (df + 1.0)) - torch.lgamma(0.5 * df)
                 - 0.5 * torch.log(math.pi * df) - torch.log(scale)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imputebench.nn.elbo import gaussian_log_prob
-from imputebench.nn.layout import SchemaLayout
+from imputebench.nn.layout import SchemaLayout, masked_log_softmax
 from imputebench.schema import FeatureSchema
 
 #: HI-VAE's likelihood kinds; positive/count need the raw (untransformed) values.
@@ -209,7 +209,7 @@ class HeterogeneousLikelihood(nn.Module):
         if kind == "ordinal":
             return ordinal_log_probs(raw[0], raw[1], valid)
         logits = torch.cat([torch.zeros_like(raw[0][..., :1]), raw[0]], -1)  # (b, G, K_max)
-        return logits.masked_fill(~valid, float("-inf")).log_softmax(-1).masked_fill(~valid, 0.0)
+        return masked_log_softmax(logits, valid)
 
     # --- log-likelihood and imputation ---------------------------------------------------------
     def log_prob(self, params: dict, x: torch.Tensor, feature_mask: torch.Tensor, stats: dict) -> torch.Tensor:

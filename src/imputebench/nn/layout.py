@@ -13,6 +13,26 @@ from torch import nn
 from imputebench.schema import FeatureSchema
 
 
+
+def take_columns(encoded: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``encoded[..., index]`` for a long ``index`` of any shape: ``(..., D)`` -> ``(..., *index.shape)``.
+
+    As one ``index_select`` on the rows-by-columns view, several times faster on CPU than
+    advanced indexing of the last axis (and differentiable the same way).
+    """
+    rows = encoded.reshape(-1, encoded.shape[-1]).index_select(1, index.reshape(-1))  # (rows, index.numel())
+    return rows.view(*encoded.shape[:-1], *index.shape)
+
+
+def masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Log-softmax of padded blocks ``(..., G, K)`` over their ``valid`` ``(G, K)`` entries, 0 on padding.
+
+    Computed over a non-last axis: torch's CPU softmax kernel is slow along a short last axis
+    (K of 2-12 categories), and 2-4x faster, forward and backward, on the transposed copy.
+    """
+    padded = logits.masked_fill(~valid, float("-inf")).transpose(-1, -2).contiguous()  # (..., K, G)
+    return padded.log_softmax(-2).transpose(-1, -2).masked_fill(~valid, 0.0)  # (..., G, K)
+
 class SchemaLayout(nn.Module):
     """Index buffers of a schema; they follow the module across devices.
 
@@ -72,12 +92,12 @@ class SchemaLayout(nn.Module):
 
     def blocks(self, encoded: torch.Tensor, pad: float = 0.0) -> torch.Tensor:
         """``(..., D)`` -> ``(..., C, K_max)`` one-hot blocks, ``pad`` on padding."""
-        gathered = encoded[..., self.block_index]  # (..., C, K_max)
+        gathered = take_columns(encoded, self.block_index)  # (..., C, K_max)
         return gathered.masked_fill(~self.block_valid, pad)
 
     def per_feature_inputs(self, encoded: torch.Tensor) -> torch.Tensor:
         """``(..., D)`` -> ``(..., d, W_max)``: each feature's columns, zero-padded."""
-        return (encoded[..., self.feature_index]) * self.feature_valid
+        return take_columns(encoded, self.feature_index) * self.feature_valid
 
     def scatter_blocks(self, values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write padded blocks ``(..., C, K_max)`` into the one-hot columns of ``out`` ``(..., D)``."""
