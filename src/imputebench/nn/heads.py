@@ -59,8 +59,8 @@ class TabularLikelihood(nn.Module):
         return mu, logvar
 
     def _log_softmax_blocks(self, params: torch.Tensor) -> torch.Tensor:
-        logits = self.layout.blocks(params[..., : self.encoded_dim])  # (..., C, K_max)
-        return masked_log_softmax(logits, self.layout.block_valid)
+        logits = take_columns(params[..., : self.encoded_dim], self.layout.block_index)  # (..., C, K_max)
+        return masked_log_softmax(logits, self.layout.block_valid)  # masks the padding itself
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-feature log-likelihood of encoded targets ``x`` ``(..., D)`` -> ``(..., d)``."""

@@ -13,7 +13,6 @@ from torch import nn
 from imputebench.schema import FeatureSchema
 
 
-
 def take_columns(encoded: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``encoded[..., index]`` for a long ``index`` of any shape: ``(..., D)`` -> ``(..., *index.shape)``.
 
@@ -32,6 +31,7 @@ def masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tenso
     """
     padded = logits.masked_fill(~valid, float("-inf")).transpose(-1, -2).contiguous()  # (..., K, G)
     return padded.log_softmax(-2).transpose(-1, -2).masked_fill(~valid, 0.0)  # (..., G, K)
+
 
 class SchemaLayout(nn.Module):
     """Index buffers of a schema; they follow the module across devices.
