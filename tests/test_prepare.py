@@ -128,3 +128,20 @@ def test_index_batches_reject_bad_batch_size():
     prepared = prepare(correlated_dataset(), get_protocol("vsae"), "mcar", 0.5, seed=0)
     with pytest.raises(ValueError, match="batch_size"):
         IndexBatches(prepared.train, 0, shuffle=True)
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 1000])
+def test_index_batches_fill_the_last_batch_with_the_epochs_first_rows(batch_size):
+    """VAEAC's authors top a short last batch up to batch_size (extend_batch): every row once,
+    then the first rows of the same order again, cycling when the table is smaller than a batch."""
+    train = prepare(correlated_dataset(), get_protocol("vsae"), "mcar", 0.5, seed=0).train
+    loader = IndexBatches(train, batch_size, shuffle=True, seed=3, fill_last=True)
+    plain = IndexBatches(train, batch_size, shuffle=True, seed=3)
+    batches, plain_batches = [x for x, _ in loader], [x for x, _ in plain]
+    assert len(batches) == len(loader) == len(plain_batches) == -(-train.n_rows // batch_size)
+    assert all(x.shape[0] == batch_size for x in batches)
+    order = torch.cat(plain_batches)  # the epoch's order: the same generator state gives the same permutation
+    filled = torch.cat(batches)
+    assert torch.equal(filled[: train.n_rows], order)
+    cycled = order.repeat(-(-filled.shape[0] // train.n_rows), 1)
+    assert torch.equal(filled, cycled[: filled.shape[0]])

@@ -20,19 +20,33 @@ from imputebench.data.table import MaskedTable
 
 
 class IndexBatches:
-    """Iterate ``(x, observed)`` mini-batches of a :class:`MaskedTable` by index slices."""
+    """Iterate ``(x, observed)`` mini-batches of a :class:`MaskedTable` by index slices.
 
-    def __init__(self, table: MaskedTable, batch_size: int, shuffle: bool, seed: int = 0, min_rows: int = 1) -> None:
+    A short last batch is kept (if it has ``min_rows``), or with ``fill_last`` topped up to
+    ``batch_size`` with the rows at the start of the epoch's order, cycling through them again
+    when the table is smaller than a batch: every step then sees a full batch.
+    """
+
+    def __init__(
+        self,
+        table: MaskedTable,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        min_rows: int = 1,
+        fill_last: bool = False,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if table.n_rows < min_rows:
             raise ValueError(f"{table.n_rows} rows: at least {min_rows} are needed per training batch")
         self.table, self.batch_size, self.shuffle, self.min_rows = table, batch_size, shuffle, min_rows
+        self.fill_last = fill_last
         self.generator = torch.Generator(device=table.x.device).manual_seed(seed)
 
     def __len__(self) -> int:
         full, rest = divmod(self.table.n_rows, self.batch_size)
-        return full + (rest >= max(self.min_rows, 1))
+        return full + (rest > 0 if self.fill_last else rest >= max(self.min_rows, 1))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, device = self.table.n_rows, self.table.x.device
@@ -41,6 +55,8 @@ class IndexBatches:
             if self.shuffle
             else torch.arange(n, device=device)
         )
+        if self.fill_last:
+            order = order.repeat(-(-len(self) * self.batch_size // n))[: len(self) * self.batch_size]  # (steps * b,)
         for idx in order.split(self.batch_size):
             if len(idx) < self.min_rows:  # a last batch too small for batch normalisation is skipped
                 return

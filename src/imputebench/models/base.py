@@ -47,6 +47,7 @@ class TrainingConfig:
     patience: int = 100  # epochs without a better validation error before stopping (ours)
     n_imputations: int = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
     eval_rows: int = 16384  # rows x draws per forward pass when imputing (memory bound only)
+    fill_last_batch: bool = False  # top a short last training batch up to batch_size (IndexBatches)
 
 
 def make_config(cls: type, overrides: dict) -> object:
@@ -135,7 +136,9 @@ class ImputerModule(L.LightningModule, Imputer):
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
         self.build_networks(train.schema)
         device = train.x.device
-        batches = IndexBatches(train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2)  # batch norm
+        batches = IndexBatches(
+            train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2, fill_last=self.cfg.fill_last_batch
+        )  # min_rows: batch normalisation needs two rows
         val_batches = None
         if val is not None:
             chunk = max(1, self.cfg.eval_rows // self._draws())

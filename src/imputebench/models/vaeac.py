@@ -39,6 +39,10 @@ Latent Gaussians follow the authors' ``normal_parse_params``: sigma = softplus(.
 clipped below at ``min_sigma`` (1e-3); the log-variance is then clamped by
 :func:`clamp_logvar` as everywhere in this package.
 
+Training batches follow the authors' ``impute.py``: a short last batch is topped up to
+``batch_size`` (their ``extend_batch``), here with the rows at the start of the epoch's order
+where they take the first batch of a fresh shuffle (``fill_last_batch``).
+
 Two choices of ours, stated: the authors multiply the negative bound by the number of
 features (``vlb_scale_factor``); Adam is invariant to a constant loss scale, so we do
 not. Validation draws its masks b and its latent samples from a generator re-seeded
@@ -83,6 +87,7 @@ class VAEACConfig(TrainingConfig):
     sigma_sigma: float = 1e-4  # 4.3.2, eq. (8): Gamma(sigma_psi | 2, sigma_sigma)
     min_sigma: float = 1e-3  # VAEAC.py: normal_parse_params(params, 1e-3) for prior and proposal
     validation_iwae_samples: int = 25  # impute.py: --validation_iwae_num_samples, default 25
+    fill_last_batch: bool = True  # impute.py: extend_batch tops the last batch up to batch_size
 
 
 def sample_unobserved(present: torch.Tensor, rate: float) -> torch.Tensor:
