@@ -5,14 +5,18 @@ the runner does) timed per epoch, with the median epoch reported, and the traini
 counted once on a full batch with ``torch.utils.flop_counter.FlopCounterMode`` (forward +
 backward of ``loss``; Adam's elementwise update is not counted but its time is). The achieved
 rate is FLOPs per row x the rows the epoch's steps trained on / the epoch's training seconds
-(Lightning's loop, batching, forward, backward and Adam); it is compared with the rate of a plain ``(n, n) @ (n, n)`` fp32 matmul measured in
-the same process on the same threads. A ratio near 1 means the step is bound by arithmetic;
-a small one means Python, Lightning or per-batch host work dominates.
+(Lightning's loop, batching, forward, backward and Adam). It is compared with the sustained
+rate of a plain ``(n, n) @ (n, n)`` fp32 matmul, back to back for two seconds in the same
+process on the same threads: both are FLOPs over elapsed seconds of a long run. A ratio near 1
+means the step is bound by arithmetic; a small one means Python, Lightning or per-batch host
+work dominates. The header also prints the fastest single 1024^3 product, for a reader who
+prefers that reference.
 
 The last column is the ceiling for that ratio on this machine: the step's own matrix products
 (every ``mm`` / ``addmm`` / ``bmm`` of one forward + backward, recorded with their shapes and
-strides) replayed back to back on fresh tensors, as a fraction of the same 1024^3 rate. Small
-products (a batch of 64 rows) run below the large matmul's rate even with nothing around them.
+strides) replayed back to back on fresh tensors, best of 20, as a fraction of the fastest single
+1024^3 product (best against best). Small products (a batch of 64 rows) run below the large
+matmul's rate even with nothing around them.
 
     python benchmarks/flop_rate.py --models vaeac --datasets yeast,whitewine,mushroom \\
         --epochs 5 --threads 1 --data-dir ../shared/datasets
@@ -36,16 +40,20 @@ from imputebench.models.registry import get_model
 from imputebench.runner.presets import config_resolver
 
 
-def matmul_rate(n: int = 1024, repeats: int = 20) -> float:
-    """FLOP/s of a plain fp32 ``(n, n) @ (n, n)`` matmul (2 n^3 FLOPs), best of ``repeats``."""
+def matmul_rate(n: int = 1024, seconds: float = 2.0) -> tuple[float, float]:
+    """FLOP/s of a plain fp32 ``(n, n) @ (n, n)`` matmul (2 n^3 FLOPs each): (sustained, best).
+
+    Sustained: every FLOP over every second of back-to-back products for ``seconds``, the same
+    statistic as the training epochs' rate it is compared with. Best: the fastest single product.
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
+    times: list[float] = []
+    while sum(times) < seconds:
         start = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 * len(times) / sum(times), 2 * n**3 / min(times)
 
 
 GEMMS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
@@ -139,11 +147,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    peak = matmul_rate()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 1024^3 matmul: {peak / 1e9:.1f} GFLOP/s\n")
-    print("| model | dataset | rows (train) | rows/epoch | s/epoch (train + val) | s/epoch (train) | GFLOP/step | achieved GFLOP/s "
-          "| fraction of matmul | its products alone |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    peak, best = matmul_rate()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 1024^3 matmul: {peak / 1e9:.1f} GFLOP/s "
+          f"sustained over 2 s ({best / 1e9:.1f} GFLOP/s for the fastest single product)\n")
+    columns = [
+        "model", "dataset", "rows (train)", "rows/epoch", "s/epoch (train + val)", "s/epoch (train)", "GFLOP/step",
+        "achieved GFLOP/s", "fraction of matmul", "of the fastest product", "its products alone",
+    ]
+    print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
     for dataset in args.datasets.split(","):
         table = load_dataset(dataset, args.data_dir)
         data = prepare(table, get_protocol(args.protocol), "mcar", 0.5, 0)
@@ -156,8 +167,8 @@ def main() -> None:
             per_epoch, train_per_epoch, rows, _ = timed_fit(cls, config, data, train)
             achieved = flops / batch * rows / train_per_epoch  # FLOPs scale with the rows of a batch
             print(f"| {name} | {dataset} | {train.n_rows} | {rows:.0f} | {per_epoch:.3f} | {train_per_epoch:.3f} | "
-                  f"{flops / 1e9:.4f} | {achieved / 1e9:.2f} | {achieved / peak:.1%} | "
-                  f"{flops / gemm_seconds / peak:.1%} |", flush=True)
+                  f"{flops / 1e9:.4f} | {achieved / 1e9:.2f} | {achieved / peak:.1%} | {achieved / best:.1%} | "
+                  f"{flops / gemm_seconds / best:.1%} |", flush=True)
 
 
 if __name__ == "__main__":
