@@ -28,7 +28,7 @@ from imputebench.nn.elbo import (
 )
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
 from imputebench.nn.layout import SchemaLayout, masked_log_softmax, take_columns
-from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, grouped_mlp, mlp
+from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, PerFeatureMLP, grouped_mlp, mlp
 from imputebench.schema import Feature, FeatureSchema
 from imputebench.selection import SelectionError
 
@@ -387,6 +387,25 @@ def test_grouped_mlp_equals_one_mlp_per_group(batch_norm):
     grouped.train()
     grouped(x).sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in grouped.parameters())
+
+
+def test_per_feature_mlp_runs_each_features_network_on_its_own_columns():
+    torch.manual_seed(0)
+    layout = SchemaLayout(SCHEMA)
+    net = PerFeatureMLP(layout, [6, 6], [5], 3).eval()
+    x = SCHEMA.one_hot(random_values(7, torch.Generator().manual_seed(0))).float().requires_grad_()
+    out = net(x)
+    assert out.shape == (7, len(SCHEMA), 3)
+    for j, cols in enumerate(SCHEMA.slices):
+        (grad,) = torch.autograd.grad(out[:, j].sum(), x, retain_graph=True)
+        others = torch.ones(SCHEMA.encoded_dim, dtype=torch.bool)
+        others[cols] = False
+        assert (grad[:, others] == 0).all() and (grad[:, cols] != 0).any(), SCHEMA.features[j].name
+    # the numeric features' networks are one grouped MLP on their single column
+    numeric = net.numeric(x[:, layout.numeric_cols].unsqueeze(-1))
+    torch.testing.assert_close(out[:, NUMERIC], numeric)
+    widths = [m.weight.shape[1] for m in net.categorical if isinstance(m, GroupedLinear)]
+    assert widths == [max(SCHEMA.widths), 5]  # one-hot blocks padded to the widest
 
 
 def test_mlp_layout():

@@ -34,7 +34,7 @@ from imputebench.models.base import ImputerModule, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, reparameterize
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
-from imputebench.nn.mlp import grouped_mlp, mlp
+from imputebench.nn.mlp import PerFeatureMLP, mlp
 from imputebench.schema import FeatureSchema
 
 
@@ -77,13 +77,8 @@ class VSAE(ImputerModule):
             raise ValueError("warmup_epochs must be >= 0 and generated_samples >= 1")
         d, latent = len(schema), cfg.latent_per_feature
         self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
-        n_numeric, n_blocks = self.layout.numeric_cols.numel(), self.layout.block_index.shape[0]
-        k_max = self.layout.block_index.shape[1]
-        self.numeric_encoder = (
-            grouped_mlp(n_numeric, 1, [cfg.numeric_width] * cfg.encoder_layers, 2 * latent) if n_numeric else None
-        )
-        self.categorical_encoder = (
-            grouped_mlp(n_blocks, k_max, [cfg.categorical_width] * cfg.encoder_layers, 2 * latent) if n_blocks else None
+        self.unimodal_encoder = PerFeatureMLP(
+            self.layout, [cfg.numeric_width] * cfg.encoder_layers, [cfg.categorical_width] * cfg.encoder_layers, 2 * latent
         )
         self.multimodal_encoder = mlp(schema.encoded_dim + d, [cfg.multimodal_width] * cfg.encoder_layers, 2 * latent * d)
         self.mask_decoder = mlp(latent * d, [cfg.mask_decoder_width] * cfg.decoder_layers, d)
@@ -92,15 +87,7 @@ class VSAE(ImputerModule):
     # --- encoders ---------------------------------------------------------------------------
     def unimodal(self, x: torch.Tensor) -> torch.Tensor:
         """q_phi(z_i | x_i) for every feature i: ``(b, D)`` -> ``(b, d, 2L)`` Gaussian parameters."""
-        b, d = x.shape[0], self.layout.n_features
-        out = x.new_empty(b, d, 2 * self.cfg.latent_per_feature)
-        if self.numeric_encoder is not None:
-            numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
-            out = out.index_copy(1, self.layout.numeric_features, self.numeric_encoder(numeric))
-        if self.categorical_encoder is not None:
-            blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
-            out = out.index_copy(1, self.layout.block_features, self.categorical_encoder(blocks))
-        return out
+        return self.unimodal_encoder(x)
 
     def multimodal(self, x: torch.Tensor, observed: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """q_psi(z | x_o, m), sliced per feature: ``(b, d, 2L)``."""

@@ -8,6 +8,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from imputebench.nn.layout import SchemaLayout
+
 
 def _stack(
     linear: Callable[[int, int], nn.Module],
@@ -92,3 +94,33 @@ def grouped_mlp(
     return _stack(
         partial(GroupedLinear, groups), partial(GroupedBatchNorm, groups), in_dim, hidden, out_dim, batch_norm, activation
     )
+
+
+class PerFeatureMLP(nn.Module):
+    """One MLP of the :func:`mlp` layout per feature of a schema: ``(b, D) -> (b, d, out)``.
+
+    A numeric feature's network sees its one column, a one-hot feature's its block padded with
+    zeros to the widest block (:meth:`SchemaLayout.blocks`); each kind is one :func:`grouped_mlp`,
+    so the ``d`` networks cost one batched matmul per layer. VSAE's unimodal encoders
+    q_phi(z_i | x_i) (papers/000 appendix B.2) and MVAE's experts q~(z | x_i) (Wu & Goodman 2018,
+    Fig. 1b).
+    """
+
+    def __init__(
+        self, layout: SchemaLayout, numeric_hidden: Sequence[int], categorical_hidden: Sequence[int], out_dim: int
+    ) -> None:
+        super().__init__()
+        self.layout, self.out_dim = layout, out_dim
+        n_numeric, (n_blocks, k_max) = layout.numeric_cols.numel(), layout.block_index.shape
+        self.numeric = grouped_mlp(n_numeric, 1, numeric_hidden, out_dim) if n_numeric else None
+        self.categorical = grouped_mlp(n_blocks, k_max, categorical_hidden, out_dim) if n_blocks else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_empty(x.shape[0], self.layout.n_features, self.out_dim)  # (b, d, out), every feature written
+        if self.numeric is not None:
+            numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
+            out = out.index_copy(1, self.layout.numeric_features, self.numeric(numeric))
+        if self.categorical is not None:
+            blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
+            out = out.index_copy(1, self.layout.block_features, self.categorical(blocks))
+        return out
