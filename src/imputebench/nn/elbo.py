@@ -57,3 +57,36 @@ def masked_log_lik(log_prob: torch.Tensor, observed: torch.Tensor) -> torch.Tens
 def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """log (1/K) sum_k w_k from ``(K, ...)`` log-weights (Burda et al. 2016, eq. 8). Returns ``(...)``."""
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+
+
+def product_of_experts(
+    mu: torch.Tensor, logvar: torch.Tensor, present: torch.Tensor, prior_power: float | torch.Tensor = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian q(z) ∝ N(z; 0, I)^a prod_{e present} N(z; mu_e, diag exp(logvar_e)), in precision form.
+
+    Wu & Goodman 2018 (MVAE), section 2.1 and appendix B: a product of Gaussian experts is
+    Gaussian with precision T = sum_e T_e and mean (sum_e T_e mu_e) / T, T_e = 1 / V_e. The
+    prior expert N(0, I) adds ``a`` = ``prior_power`` to T and nothing to the numerator:
+    a = 1 is the MVAE's p(z) prod_i q~(z | x_i) (eq. 4); a = 1 - n for n present experts is
+    MVAE-Q's product and quotient prod_i q(z | x_i) / p(z)^(n - 1) (eq. 3, appendix C), which
+    is a proper Gaussian only where T > 0. With no expert present and a = 1 the result is the
+    prior N(0, I).
+
+    ``mu``, ``logvar``: ``(..., E, k)`` experts; ``present``: ``(..., E)`` bool, False drops an
+    expert (weight 0, so its parameters must be finite); ``prior_power``: a number or a tensor
+    broadcasting to ``(...)``. Leading dimensions broadcast (e.g. experts ``(b, E, k)`` against
+    ``(T, b, E)`` subsets). Returns ``mu``, ``logvar`` ``(..., k)``.
+
+    Expert log-variances are clamped (:func:`clamp_logvar`) so every precision is finite, and
+    the total precision is floored at exp(-10), the clamp's widest variance, so the result
+    stays finite for vanishing variances and for a quotient whose precision is not positive;
+    the returned log-variance is clamped like every other.
+    """
+    precision = torch.exp(-clamp_logvar(logvar))  # (..., E, k) T_e, at most e^12
+    weights = present.to(precision.dtype).unsqueeze(-2)  # (..., 1, E): a dropped expert has weight 0
+    total = (weights @ precision).squeeze(-2)  # (..., k) sum_e T_e
+    weighted_mean = (weights @ (precision * mu)).squeeze(-2)  # (..., k) sum_e T_e mu_e; the prior's mean is 0
+    if isinstance(prior_power, torch.Tensor):
+        prior_power = prior_power.unsqueeze(-1)  # (..., 1)
+    total = (total + prior_power).clamp_min(math.exp(-LOGVAR_RANGE[1]))  # (..., k) a proper precision
+    return weighted_mean / total, clamp_logvar(-torch.log(total))
