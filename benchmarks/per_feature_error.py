@@ -21,17 +21,25 @@ import torch
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
+from imputebench.metrics import nrmse, pfc
 from imputebench.models.registry import get_model
 from imputebench.runner.presets import config_resolver
 
 
-def per_feature_errors(preds: np.ndarray, truth: np.ndarray, held_out: np.ndarray, std: np.ndarray,
+def per_feature_errors(preds: np.ndarray, truth: np.ndarray, held_out: np.ndarray, reference: np.ndarray,
                        categorical: np.ndarray) -> np.ndarray:
-    """``(d,)``: NRMSE for numeric features, PFC for categorical ones, over held-out entries."""
-    counts = held_out.sum(0)  # (d,)
-    nrmse = np.sqrt(((preds - truth) ** 2 * held_out).sum(0) / counts) / std
-    pfc = ((np.rint(preds) != truth) * held_out).sum(0) / counts
-    return np.where(categorical, pfc, nrmse)
+    """``(d,)``: :func:`~imputebench.metrics.nrmse` (numeric, normalised by ``reference``'s std, the
+    whole table, as ``evaluate.score``) or :func:`~imputebench.metrics.pfc` (categorical) of each
+    feature alone, over its held-out entries; NaN where a feature has none held out."""
+    p, t, h, r = (torch.from_numpy(a) for a in (preds, truth, held_out, reference))
+    errors = np.full(len(categorical), np.nan)
+    for j in np.flatnonzero(held_out.any(0)):  # one column at a time: the metrics average over columns
+        cols = [j]
+        if categorical[j]:
+            errors[j] = float(pfc(p[:, cols].round().long(), t[:, cols].long(), h[:, cols]))
+        else:
+            errors[j] = float(nrmse(p[:, cols], t[:, cols], h[:, cols], normaliser="std", reference=r[:, cols]))
+    return errors
 
 
 def main() -> None:
@@ -49,14 +57,13 @@ def main() -> None:
     config_for = config_resolver({args.dataset: table.schema})
     schema = table.schema
     categorical = np.isin(np.arange(len(schema)), list(schema.categorical_indices))
-    std = table.values.std(0)
     errors = {}
     for name in args.models.split(","):
         model = get_model(name)(seed=args.seed, **config_for(name, args.dataset))
         torch.manual_seed(args.seed)
         model.fit(data.train_complete if model.trained_on_complete_data else data.train, data.validation)
         preds = data.transform.decode(model.impute(data.test))  # (n_test, d) original units
-        errors[name] = per_feature_errors(preds, data.test_truth, data.test_held_out, std, categorical)
+        errors[name] = per_feature_errors(preds, data.test_truth, data.test_held_out, table.values, categorical)
         print(f"{name}: {model.training_summary()}", flush=True)
     print(f"\n| feature | metric | held-out | {' | '.join(errors)} |")
     print("|---|---|---|" + "---|" * len(errors))

@@ -56,7 +56,8 @@ class IndexBatches:
             else torch.arange(n, device=device)
         )
         if self.fill_last:
-            order = order.repeat(-(-len(self) * self.batch_size // n))[: len(self) * self.batch_size]  # (steps * b,)
+            rows = len(self) * self.batch_size  # every step a full batch
+            order = order.repeat(-(-rows // n))[:rows]  # (steps * b,)
         for idx in order.split(self.batch_size):
             if len(idx) < self.min_rows:  # a last batch too small for batch normalisation is skipped
                 return
