@@ -124,7 +124,7 @@ def fitted(data):
 
 
 def test_the_registry_holds_the_expected_models():
-    deep = {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae", "gain", "gain_vaeac"}
+    deep = {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae", "gain", "gain_vaeac", "misgan"}
     assert {"mean", "mice", "missforest"} | deep <= set(MODELS)
     assert set(DEEP) >= deep
     for name in MODELS:

@@ -22,7 +22,7 @@ from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
 from imputebench.runner.presets import config_resolver
 
-ADVERSARIAL = ["gain", "gain_vaeac"]
+ADVERSARIAL = ["gain", "gain_vaeac", "misgan"]
 #: a categorical feature whose hidden entries are this much one category may be imputed constantly
 NEAR_CONSTANT = 0.9
 
