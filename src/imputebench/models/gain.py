@@ -148,10 +148,10 @@ class GAIN(ImputerModule):
         one_hot = self.cfg.categorical == "one_hot"
         width = schema.encoded_dim if one_hot else len(schema)  # the networks' view of a row
         self.register_buffer("codes", category_codes(schema), persistent=False)
-        numeric = torch.zeros(width, dtype=torch.bool)
-        numeric[self.layout.numeric_cols if one_hot else self.layout.numeric_features] = True
         # One-hot columns are already in [0, 1]; category codes are scaled like numbers (authors).
-        scaled = numeric if one_hot else torch.ones(width, dtype=torch.bool)
+        scaled = torch.ones(width, dtype=torch.bool)
+        if one_hot:
+            scaled = torch.zeros(width, dtype=torch.bool).index_fill(0, self.layout.numeric_cols, True)
         self.register_buffer("scaled_columns", scaled, persistent=False)
         # eq. (12): 1 / K on the columns of a K-category block
         widths = torch.tensor(schema.widths, dtype=torch.float32)[self.layout.column_feature]  # (D,)
@@ -223,7 +223,9 @@ class GAIN(ImputerModule):
         return u, m, xbar, log_xbar
 
     # --- the objective ---------------------------------------------------------------------------
-    def reconstruction(self, u: torch.Tensor, m: torch.Tensor, xbar: torch.Tensor, log_xbar: torch.Tensor | None) -> torch.Tensor:
+    def reconstruction(
+        self, u: torch.Tensor, m: torch.Tensor, xbar: torch.Tensor, log_xbar: torch.Tensor | None
+    ) -> torch.Tensor:
         """L_M on the observed entries: the authors' squared error, or eq. (12) of VAEAC A.4 averaged
         over the observed features (one-hot representation)."""
         if not self.one_hot:

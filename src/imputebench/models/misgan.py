@@ -174,7 +174,8 @@ class MisGAN(ImputerModule):
         return m * u + (1.0 - m) * out
 
     def scaled(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scaled rows ``u`` ``(b, D)`` (hidden entries 0), the feature mask ``(b, d)`` and the column mask ``(b, D)``."""
+        """Scaled rows ``u`` ``(b, D)`` (hidden entries 0), the feature mask ``(b, d)`` and the
+        column mask ``(b, D)``."""
         m = self.layout.feature_mask(observed).to(x.dtype)  # (b, d)
         columns = self.layout.expand(m)  # (b, D)
         return self.scaler(x * observed) * columns, m, columns
@@ -193,7 +194,9 @@ class MisGAN(ImputerModule):
         data_critic, _, fake_score = critic_loss(self.data_critic, real, fake, cfg.gp_weight)
         mask_critic, _, fake_mask_score = critic_loss(self.mask_critic, m, fake_m, cfg.gp_weight)
         # D_i: generated complete rows are its "real" side, imputed real rows its "fake" side (authors)
-        imputer_critic, generated_score, imputed_score = critic_loss(self.imputer_critic, fake_x, imputed, cfg.gp_weight)
+        imputer_critic, generated_score, imputed_score = critic_loss(
+            self.imputer_critic, fake_x, imputed, cfg.gp_weight
+        )
         data_loss, mask_loss = -fake_score.mean(), -fake_mask_score.mean()  # G_x's L_x, G_m's L_m
         parts = {
             "data_critic": data_critic,

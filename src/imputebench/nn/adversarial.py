@@ -8,7 +8,9 @@ from collections.abc import Callable
 import torch
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
     """E[(||grad_xi D(xi)||_2 - 1)^2] at xi = eps * real + (1 - eps) * fake, eps ~ U(0, 1) per row
     (WGAN-GP eq. 3, without its weight lambda). ``real``, ``fake``: ``(b, n)``; returns a scalar,
     differentiable in the critic's parameters only (``real`` and ``fake`` are detached, as the
