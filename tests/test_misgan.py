@@ -222,6 +222,8 @@ def test_defaults_are_the_authors_and_the_papers():
     cfg = MisGAN(seed=0).cfg
     assert (cfg.alpha, cfg.beta, cfg.tau, cfg.n_critic, cfg.gp_weight) == (0.2, 0.1, 0.0, 5, 10.0)
     assert (cfg.lr, cfg.imputer_lr, cfg.batch_size, cfg.latent_dim, cfg.max_epochs) == (1e-4, 2e-4, 64, 128, 1000)
+    assert MisGAN(seed=0).epoch_budget(57) == (1000, 1000)  # every epoch trained, as the authors do
+    assert MisGAN(seed=0, max_epochs=20, patience=5).epoch_budget(57) == (20, 5)
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -182,9 +182,15 @@ class ImputerModule(L.LightningModule, Imputer):
         scaling), set after :meth:`build_networks` and before training; none by default."""
 
     def epoch_budget(self, batches_per_epoch: int) -> tuple[int, int]:
-        """``(max_epochs, patience)`` of a fit whose epochs take ``batches_per_epoch`` steps: the
-        configuration's; a model whose authors count iterations (GAIN) converts them here."""
-        return self.cfg.max_epochs, self.cfg.patience
+        """``(max_epochs, patience)`` of a fit whose epochs take ``batches_per_epoch`` steps. A model
+        may declare ``patience: int | None``: None trains every epoch (the best one is still kept)."""
+        max_epochs, patience = self.epochs_for(batches_per_epoch), self.cfg.patience
+        return max_epochs, max_epochs if patience is None else patience
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """The epoch budget: the configuration's; a model whose authors count iterations (GAIN)
+        converts them here."""
+        return self.cfg.max_epochs
 
     def _make_trainer(self, device: torch.device, max_epochs: int) -> L.Trainer:
         """A quiet trainer on the data's device: no logger, checkpoints, progress bar or callbacks

@@ -43,7 +43,7 @@ Choices of ours, stated:
 * The authors train 10,000 iterations of batches of 128 rows sampled afresh each time and
   keep the last one. Here an epoch is one pass over the training rows in batches of 128
   (the last one topped up, ``fill_last_batch``), the iterations become
-  ``ceil(iterations / batches per epoch)`` epochs (:meth:`GAIN.epoch_budget`), and the
+  ``ceil(iterations / batches per epoch)`` epochs (:meth:`GAIN.epochs_for`), and the
   epoch with the best validation error is kept (the selection of the VAEAC paper, A.4:
   "hyper-parameter is the number of iterations"), without early stopping unless
   ``patience`` is set.
@@ -177,11 +177,10 @@ class GAIN(ImputerModule):
             "generator": Player(list(self.generator.parameters()), self.cfg.lr),
         }
 
-    def epoch_budget(self, batches_per_epoch: int) -> tuple[int, int]:
+    def epochs_for(self, batches_per_epoch: int) -> int:
         """The authors' ``iterations`` as whole epochs of ``batches_per_epoch`` steps, unless set."""
         cfg = self.cfg
-        max_epochs = cfg.max_epochs if cfg.max_epochs is not None else math.ceil(cfg.iterations / batches_per_epoch)
-        return max_epochs, cfg.patience if cfg.patience is not None else max_epochs
+        return cfg.max_epochs if cfg.max_epochs is not None else math.ceil(cfg.iterations / batches_per_epoch)
 
     # --- the row as the networks see it --------------------------------------------------------
     @property

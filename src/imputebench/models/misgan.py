@@ -44,9 +44,12 @@ Choices of ours, stated:
   latent 128 -> 256 -> 512 -> out; critics in -> 512 -> 256 -> 128 -> 1; the imputer
   three hidden layers as wide as the data (their "784-784" on 784 pixels); ReLU throughout.
 * The authors' loader drops a short last batch; we top it up (``fill_last_batch``), so every
-  critic step sees a full batch and every row is used each epoch. Their 1000 epochs stay
-  the budget; the best validation epoch is kept and training stops after ``patience``
-  epochs without a better one (the base's selection).
+  critic step sees a full batch and every row is used each epoch. Their 1000 epochs are
+  all trained by default and the best validation epoch is kept (the base's selection).
+  Early stopping (``patience``) is off by default: MisGAN's validation error plateaus and
+  then falls again (Mushroom, MCAR 0.5, seed 0: 0.33 PFC from epoch ~100 to ~400, 0.296
+  at epoch 932); a patience of 100 stopped it at epoch 206, with cap-shape imputed as one
+  constant category.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class MisGANConfig(TrainingConfig):
     imputer_lr: float = 2e-4  # imputer_lrate: the imputer and its critic
     batch_size: int = 64  # --batch-size
     max_epochs: int = 1000  # --epoch
+    patience: int | None = None  # None: every epoch trained, as the authors do (the best validation one kept)
     latent_dim: int = 128  # --n-latent: size of z and eps
     n_critic: int = 5  # --n-critic: critic updates per generator update
     gp_weight: float = 10.0  # --gp-lambda: lambda of the gradient penalty
