@@ -20,6 +20,7 @@ selection stay the base's.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -264,14 +265,16 @@ class ImputerModule(L.LightningModule, Imputer):
 
     def on_train_epoch_start(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
-        self._steps = 0
+        self._counts: dict[str, int] = {}
 
     def record(self, parts: dict[str, torch.Tensor]) -> None:
         """Add one training evaluation's loss parts to the epoch's sums, kept on the device and read
-        once per epoch (:meth:`on_train_epoch_end` logs their means and checks that ``loss`` is finite)."""
+        once per epoch (:meth:`on_train_epoch_end` logs each part's mean over the evaluations that
+        gave it, and checks that all are finite). Parts may come from different passes, as a
+        GAN's critics and generators do."""
         for name, value in parts.items():
             self._sums[name] = self._sums.get(name, 0.0) + value.detach()
-        self._steps += 1
+            self._counts[name] = self._counts.get(name, 0) + 1
 
     def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The loss of a training batch as :meth:`fit` computes it: hidden entries zeroed,
@@ -304,9 +307,10 @@ class ImputerModule(L.LightningModule, Imputer):
             optimizer.step()
 
     def on_train_epoch_end(self) -> None:
-        means = {name: float(total) / self._steps for name, total in self._sums.items()}
-        if not torch.isfinite(torch.tensor(means["loss"])):
-            raise DivergedError(f"{self.name}: non-finite training loss at epoch {self.current_epoch}")
+        means = {name: float(total) / self._counts[name] for name, total in self._sums.items()}
+        diverged = [name for name, value in means.items() if not math.isfinite(value)]
+        if diverged:
+            raise DivergedError(f"{self.name}: non-finite training loss ({', '.join(diverged)}) at epoch {self.current_epoch}")
         self.log_dict({f"train_{name}": value for name, value in means.items()})
         if self.trainer.val_dataloaders is None:
             self._consider(means["loss"])

@@ -185,31 +185,47 @@ class MisGAN(ImputerModule):
         return self.scaler(x * observed) * columns, m, columns
 
     # --- the objective -----------------------------------------------------------------------------
-    def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every player's loss from one forward pass (WGAN-GP critics; the generators' and imputer's
-        objectives above); ``loss`` is their sum, for the logs and divergence detection only."""
+    def critic_losses(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three WGAN-GP critics' losses, on samples of the current generators and imputer drawn
+        without gradients: a critic step updates only the critics (the authors compute these
+        samples with gradients and then zero the generators' ones; the critics' steps are the same)."""
         cfg = self.cfg
         u, m, columns = self.scaled(x, observed)
         b = u.shape[0]
-        fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
+        with torch.no_grad():
+            fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
+            imputed = self.impute_unit(u, columns)  # (b, D)
         real = mask_data(u, columns, cfg.tau)
         fake = mask_data(fake_x, self.layout.expand(fake_m), cfg.tau)
-        imputed = self.impute_unit(u, columns)  # (b, D)
-        data_critic, _, fake_score = critic_loss(self.data_critic, real, fake, cfg.gp_weight)
-        mask_critic, _, fake_mask_score = critic_loss(self.mask_critic, m, fake_m, cfg.gp_weight)
         # D_i: generated complete rows are its "real" side, imputed real rows its "fake" side (authors)
-        imputer_critic, generated_score, imputed_score = critic_loss(
-            self.imputer_critic, fake_x, imputed, cfg.gp_weight
-        )
-        data_loss, mask_loss = -fake_score.mean(), -fake_mask_score.mean()  # G_x's L_x, G_m's L_m
-        parts = {
-            "data_critic": data_critic,
-            "mask_critic": mask_critic,
-            "imputer_critic": imputer_critic,
-            "mask_generator": mask_loss + cfg.alpha * data_loss,
-            "data_generator": data_loss + cfg.beta * generated_score.mean(),  # L_x + beta * L_i (G_x's term)
-            "imputer": -imputed_score.mean(),
+        return {
+            "data_critic": critic_loss(self.data_critic, real, fake, cfg.gp_weight)[0],
+            "mask_critic": critic_loss(self.mask_critic, m, fake_m, cfg.gp_weight)[0],
+            "imputer_critic": critic_loss(self.imputer_critic, fake_x, imputed, cfg.gp_weight)[0],
         }
+
+    def generator_losses(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generators' and imputer's objectives from one forward pass with fresh noise: only the
+        critics' scores of generated samples, no gradient penalty (it is the critics' term)."""
+        cfg = self.cfg
+        u, _, columns = self.scaled(x, observed)
+        b = u.shape[0]
+        fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
+        fake = mask_data(fake_x, self.layout.expand(fake_m), cfg.tau)
+        data_loss = -self.data_critic(fake).mean()  # L_x, G_x's term
+        mask_loss = -self.mask_critic(fake_m).mean()  # L_m, G_m's term
+        generated_score = self.imputer_critic(fake_x).mean()  # G_x's part of L_i
+        imputed_score = self.imputer_critic(self.impute_unit(u, columns)).mean()
+        return {
+            "mask_generator": mask_loss + cfg.alpha * data_loss,
+            "data_generator": data_loss + cfg.beta * generated_score,  # L_x + beta * L_i (G_x's term)
+            "imputer": -imputed_score,
+        }
+
+    def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every player's loss (a critic pass and a generator pass); ``loss`` is their sum, for the
+        logs only. Training steps the players on the two passes separately (:meth:`training_step`)."""
+        parts = {**self.critic_losses(x, observed), **self.generator_losses(x, observed)}
         return {"loss": sum(parts.values()), **parts}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -217,13 +233,13 @@ class MisGAN(ImputerModule):
         fresh forward pass (new noise, updated critics), in the authors' order."""
         x, observed = batch
         x = x * observed
-        parts = self.loss(x, observed)
-        self.record(parts)
+        parts = self.critic_losses(x, observed)
+        self.record({"loss": sum(parts.values()), **parts})
         self.step_players(parts, CRITICS)
         self.critic_steps += 1
         if self.critic_steps == self.cfg.n_critic:
             self.critic_steps = 0
-            parts = self.loss(x, observed)
+            parts = self.generator_losses(x, observed)
             self.record(parts)
             self.step_players(parts, GENERATORS)
 

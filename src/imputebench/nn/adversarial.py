@@ -28,8 +28,10 @@ def critic_loss(
     """The WGAN-GP critic's loss, mean D(fake) - mean D(real) + lambda * penalty, with the scores
     D(real) and D(fake) ``(b,)`` of the same forward pass, from which the generators' losses come.
 
-    Gradients reach the generators through D(fake) (it is not detached): a model steps each
-    player on its own part, with backward restricted to that player's parameters.
+    Gradients reach ``fake``'s producer through D(fake) unless it was made without gradients, as
+    MisGAN's critic steps make it. (Scoring real and fake rows in one forward of ``2b`` rows
+    measured no faster on one CPU thread; the penalty's interpolates in the same batch made the
+    double backward three times as wide, 40% slower.)
     """
     real_score, fake_score = critic(real).squeeze(-1), critic(fake).squeeze(-1)  # (b,), (b,)
     loss = fake_score.mean() - real_score.mean() + penalty_weight * gradient_penalty(critic, real, fake)
