@@ -3,7 +3,10 @@
 Every test is parametrised over :func:`imputebench.models.registry.model_names`,
 so a newly registered model is checked without touching this file. Deep-model
 checks (``loss``, gradients, optimiser steps, multiple imputation, generation)
-apply to every :class:`~imputebench.models.base.ImputerModule`.
+apply to every :class:`~imputebench.models.base.ImputerModule`. Where a model has
+several players (GAIN, MisGAN: each network minimises its own part of ``loss``
+with its own Adam), the checks of gradients and optimiser steps hold per player;
+a likelihood model is the case of one player, ``loss``, owning every parameter.
 
 The fast tests use a 200-row synthetic table (128 training rows) and two
 epochs; the slow ones (``pytest -m slow``) check that every model beats
@@ -122,6 +125,7 @@ def fitted(data):
 
 def test_the_registry_holds_the_expected_models():
     deep = {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae", "mvae"}
+    deep |= {"gain", "gain_vaeac", "misgan"}  # adversarial
     assert {"mean", "mice", "missforest"} | deep <= set(MODELS)
     assert set(DEEP) >= deep
     for name in MODELS:
@@ -217,39 +221,67 @@ def test_loss_itself_ignores_hidden_values(name, fitted, data):
 
 @pytest.mark.parametrize("name", DEEP)
 def test_loss_gradient_is_zero_at_hidden_inputs(name, fitted, data):
-    x, observed = data.train.x[:64].clone().requires_grad_(), data.train.observed[:64]
+    """Every player's part of the loss has zero gradient at hidden inputs (a part may not depend on
+    the data at all: a mask critic's); the whole loss has a gradient at observed ones."""
+    observed = data.train.observed[:64]
     with scratch(fitted(name)) as model:
         model.eval()
-        torch.manual_seed(0)
-        model.loss(x, observed)["loss"].backward()
-    assert torch.isfinite(x.grad).all()
-    assert x.grad[observed].abs().sum() > 0
-    assert (x.grad[~observed] == 0).all(), float(x.grad[~observed].abs().max())
+        for part in dict.fromkeys(("loss", *model.players())):  # a likelihood model: "loss" once
+            x = data.train.x[:64].clone().requires_grad_()
+            torch.manual_seed(0)
+            (grad,) = torch.autograd.grad(model.loss(x, observed)[part], x, allow_unused=True)
+            grad = torch.zeros_like(x) if grad is None else grad
+            assert torch.isfinite(grad).all(), part
+            assert (grad[~observed] == 0).all(), (part, float(grad[~observed].abs().max()))
+            if part == "loss":
+                assert grad[observed].abs().sum() > 0
 
 
 # --- 5: training moves the weights ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", DEEP)
-def test_one_optimiser_step_changes_every_trained_parameter(name, data):
+def test_players_partition_the_parameters_one_optimiser_each(name, data):
+    model = build(name, data.train.schema)
+    players = model.players()
+    owned = [id(p) for player in players.values() for p in player.parameters]
+    assert owned, "no parameters"
+    assert len(owned) == len(set(owned)), "a parameter belongs to two players"
+    assert set(owned) == {id(p) for p in model.parameters()}, "a parameter belongs to no player"
+    optimisers = model.configure_optimizers()
+    optimisers = optimisers if isinstance(optimisers, list) else [optimisers]
+    assert [[id(p) for group in o.param_groups for p in group["params"]] for o in optimisers] == [
+        [id(p) for p in player.parameters] for player in players.values()
+    ]
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_one_optimiser_step_of_each_player_changes_exactly_its_parameters(name, data):
+    """Each player's loss part (a likelihood model: ``loss``, what ``training_loss`` returns) reaches
+    every parameter of that player, and one step of its optimiser moves exactly those of them with a
+    gradient: none of another player's, even where the part has gradients for them (GAIN's generator
+    loss passes through the discriminator)."""
     model = build(name, data.train.schema)
     model.train()
-    before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    assert before, "no parameters"
-    optimiser = model.configure_optimizers()
-    model.on_train_epoch_start()
+    optimisers = model.configure_optimizers()
+    optimisers = optimisers if isinstance(optimisers, list) else [optimisers]
+    names = {id(p): k for k, p in model.named_parameters()}
     batch = training_table(model, data)
-    torch.manual_seed(0)
-    loss = model.training_loss((batch.x[:64], batch.observed[:64]))
-    optimiser.zero_grad()
-    loss.backward()
-    untrained = [k for k, p in model.named_parameters() if p.grad is None]
-    assert not untrained, f"parameters the loss does not reach: {untrained}"
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
-    optimiser.step()
-    moved = {k for k, p in model.named_parameters() if not torch.equal(p.detach(), before[k])}
-    with_gradient = {k for k, p in model.named_parameters() if p.grad.abs().sum() > 0}
-    assert moved and moved == with_gradient
+    x, observed = batch.x[:64], batch.observed[:64]
+    for (part, player), optimiser in zip(model.players().items(), optimisers):
+        before = {k: v.detach().clone() for k, v in model.named_parameters()}
+        model.on_train_epoch_start()
+        torch.manual_seed(0)
+        loss = model.loss(x * observed, observed)[part]
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        untrained = [names[id(p)] for p in player.parameters if p.grad is None]
+        assert not untrained, f"parameters {part} does not reach: {untrained}"
+        assert all(torch.isfinite(p.grad).all() for p in player.parameters)
+        optimiser.step()
+        moved = {k for k, p in model.named_parameters() if not torch.equal(p.detach(), before[k])}
+        with_gradient = {names[id(p)] for p in player.parameters if p.grad.abs().sum() > 0}
+        assert moved and moved == with_gradient, part
 
 
 @pytest.mark.parametrize("name", DEEP)
@@ -400,14 +432,16 @@ def test_a_huge_learning_rate_is_a_diverged_trial(name):
 
 @pytest.mark.parametrize("name", DEEP)
 def test_a_nan_loss_raises_diverged_error_from_fit(name, data, monkeypatch):
+    """Every training evaluation's losses turn NaN on their way to the epoch's log: fit must raise.
+    (Patched at ``record``, which every model's training step reports its losses to, whatever
+    passes its players' losses come from.)"""
     cls = get_model(name)
-    original = cls.loss
+    original = cls.record
 
-    def nan_loss(self, x, observed):
-        parts = original(self, x, observed)
-        return {**parts, "loss": parts["loss"] * float("nan")}
+    def nan_record(self, parts):
+        original(self, {part: value * float("nan") for part, value in parts.items()})
 
-    monkeypatch.setattr(cls, "loss", nan_loss)
+    monkeypatch.setattr(cls, "record", nan_record)
     model = cls(seed=0, **fast_config(name, max_epochs=3))
     with pytest.raises(DivergedError, match="non-finite"):
         model.fit(training_table(model, data), data.validation)

@@ -264,7 +264,7 @@ def test_sir_draws_average_to_the_snis_estimate(fitted, data):
 def test_training_stays_finite_and_beats_the_untrained_bound(data):
     model = MIWAE(seed=0, max_epochs=15, patience=100, batch_size=32, n_importance_impute=100)
     losses = []
-    model.on_train_epoch_end = lambda: (losses.append(float(model._sums["loss"]) / model._steps),
+    model.on_train_epoch_end = lambda: (losses.append(float(model._sums["loss"]) / model._counts["loss"]),
                                         MIWAE.on_train_epoch_end(model))
     model.fit(data.train, data.validation)
     assert all(math.isfinite(v) for v in losses)

@@ -8,13 +8,22 @@ imputation draw). The base owns everything else: Adam, mini-batches by index on
 the device, epoch-level logging, selection of the best epoch by validation
 imputation error with early stopping, divergence detection, multiple
 imputation and its pooling.
+
+Adversarial models (GAIN, MisGAN) have several players, each minimising its own
+part of ``loss`` with its own Adam: they name them in :meth:`ImputerModule.players`
+and write ``training_step`` as their paper's update schedule over
+:meth:`ImputerModule.step_players`, recording each evaluation with
+:meth:`ImputerModule.record`, so that logging, divergence detection and model
+selection stay the base's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from abc import abstractmethod
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from typing import ClassVar
@@ -48,6 +57,21 @@ class TrainingConfig:
     n_imputations: int = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
     eval_rows: int = 16384  # rows x draws per forward pass when imputing (memory bound only)
     fill_last_batch: bool = False  # top a short last training batch up to batch_size (IndexBatches)
+
+
+@dataclass(frozen=True)
+class Player:
+    """One optimiser's share of a model: the parameters it trains and its Adam settings."""
+
+    parameters: list[torch.nn.Parameter]
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)  # torch's (and TensorFlow's) Adam defaults
+
+    def adam(self) -> torch.optim.Adam:
+        """Adam with the fused kernel where torch has one: a single pass over every parameter instead
+        of about ten elementwise kernels per tensor, which took a fifth of a VAEAC step on one CPU thread."""
+        fused = all(p.device.type in FUSED_ADAM_DEVICES for p in self.parameters)
+        return torch.optim.Adam(self.parameters, lr=self.lr, betas=self.betas, fused=fused or None)
 
 
 def make_config(cls: type, overrides: dict) -> object:
@@ -135,16 +159,18 @@ class ImputerModule(L.LightningModule, Imputer):
     def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
         self.build_networks(train.schema)
+        self.fit_statistics(train)
         device = train.x.device
         batches = IndexBatches(
             train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2, fill_last=self.cfg.fill_last_batch
         )  # min_rows: batch normalisation needs two rows
+        max_epochs, self._patience = self.epoch_budget(len(batches))
         val_batches = None
         if val is not None:
             chunk = max(1, self.cfg.eval_rows // self._draws())
             val_batches = FixedBatches((val.table.x, val.table.observed, val.truth), chunk)
         with _quiet_lightning():
-            trainer = self._make_trainer(device)
+            trainer = self._make_trainer(device, max_epochs)
             trainer.fit(self, batches, val_batches)
         self.epochs_trained = trainer.current_epoch
         if self._best_state is not None:
@@ -152,13 +178,28 @@ class ImputerModule(L.LightningModule, Imputer):
         self.eval()
         return self
 
-    def _make_trainer(self, device: torch.device) -> L.Trainer:
+    def fit_statistics(self, train: MaskedTable) -> None:
+        """Statistics a model keeps from its training table beside its networks (GAIN's [0, 1]
+        scaling), set after :meth:`build_networks` and before training; none by default."""
+
+    def epoch_budget(self, batches_per_epoch: int) -> tuple[int, int]:
+        """``(max_epochs, patience)`` of a fit whose epochs take ``batches_per_epoch`` steps. A model
+        may declare ``patience: int | None``: None trains every epoch (the best one is still kept)."""
+        max_epochs, patience = self.epochs_for(batches_per_epoch), self.cfg.patience
+        return max_epochs, max_epochs if patience is None else patience
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """The epoch budget: the configuration's; a model whose authors count iterations (GAIN)
+        converts them here."""
+        return self.cfg.max_epochs
+
+    def _make_trainer(self, device: torch.device, max_epochs: int) -> L.Trainer:
         """A quiet trainer on the data's device: no logger, checkpoints, progress bar or callbacks
         (early stopping is :meth:`_consider`'s)."""
         return L.Trainer(
             accelerator="gpu" if device.type == "cuda" else device.type,
             devices=[device.index or 0] if device.type == "cuda" else 1,
-            max_epochs=self.cfg.max_epochs,
+            max_epochs=max_epochs,
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=False,
@@ -209,25 +250,38 @@ class ImputerModule(L.LightningModule, Imputer):
         return torch.cat(parts, dim=1)
 
     # --- Lightning hooks ---------------------------------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam with the fused kernel where torch has one: a single pass over every parameter instead
-        of about ten elementwise kernels per tensor, which took a fifth of a VAEAC step on one CPU thread."""
-        params = list(self.parameters())
-        fused = all(p.device.type in FUSED_ADAM_DEVICES for p in params)
-        return torch.optim.Adam(params, lr=self.cfg.lr, fused=fused or None)
+    def players(self) -> dict[str, Player]:
+        """Loss part -> the :class:`Player` (parameters, Adam) that minimises it. A likelihood model
+        has one, ``"loss"``, training every parameter; an adversarial model names one per network
+        (its parts of :meth:`loss`), and its players partition the parameters."""
+        return {"loss": Player(list(self.parameters()), self.cfg.lr)}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer | list[torch.optim.Optimizer]:
+        """One Adam per player, in :meth:`players` order (a single optimiser for a single player)."""
+        self._players = self.players()
+        self._player_index = {name: i for i, name in enumerate(self._players)}
+        optimizers = [player.adam() for player in self._players.values()]
+        return optimizers[0] if len(optimizers) == 1 else optimizers
 
     def on_train_epoch_start(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
-        self._steps = 0
+        self._counts: dict[str, int] = {}
+
+    def record(self, parts: dict[str, torch.Tensor]) -> None:
+        """Add one training evaluation's loss parts to the epoch's sums, kept on the device and read
+        once per epoch (:meth:`on_train_epoch_end` logs each part's mean over the evaluations that
+        gave it, and checks that all are finite). Parts may come from different passes, as a
+        GAN's critics and generators do."""
+        for name, value in parts.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value.detach()
+            self._counts[name] = self._counts.get(name, 0) + 1
 
     def training_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The loss of a training batch as :meth:`fit` computes it: hidden entries zeroed,
-        the parts summed on the device for the epoch's log (read once per epoch)."""
+        the parts recorded for the epoch's log."""
         x, observed = batch
         parts = self.loss(x * observed, observed)
-        for name, value in parts.items():
-            self._sums[name] = self._sums.get(name, 0.0) + value.detach()
-        self._steps += 1
+        self.record(parts)
         return parts["loss"]
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -238,10 +292,25 @@ class ImputerModule(L.LightningModule, Imputer):
         optimizer.step()
         return loss.detach()
 
+    def step_players(self, parts: dict[str, torch.Tensor], names: Sequence[str]) -> None:
+        """One optimiser step of each named player on its part of ``parts``, in order.
+
+        Each backward reaches that player's parameters only (``inputs``), so one forward pass can
+        serve several players; the graph is kept until the last of them has its gradients.
+        """
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for i, name in enumerate(names):
+            optimizer = optimizers[self._player_index[name]]
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(parts[name], inputs=self._players[name].parameters, retain_graph=i < len(names) - 1)
+            optimizer.step()
+
     def on_train_epoch_end(self) -> None:
-        means = {name: float(total) / self._steps for name, total in self._sums.items()}
-        if not torch.isfinite(torch.tensor(means["loss"])):
-            raise DivergedError(f"{self.name}: non-finite training loss at epoch {self.current_epoch}")
+        means = {name: float(total) / self._counts[name] for name, total in self._sums.items()}
+        diverged = [name for name, value in means.items() if not math.isfinite(value)]
+        if diverged:
+            raise DivergedError(f"{self.name}: non-finite training loss ({', '.join(diverged)}) at epoch {self.current_epoch}")
         self.log_dict({f"train_{name}": value for name, value in means.items()})
         if self.trainer.val_dataloaders is None:
             self._consider(means["loss"])
@@ -266,5 +335,5 @@ class ImputerModule(L.LightningModule, Imputer):
         if score < self.best_score:
             self.best_score, self.best_epoch = score, self.current_epoch
             self._best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
-        elif self.current_epoch - self.best_epoch >= self.cfg.patience:
+        elif self.current_epoch - self.best_epoch >= self._patience:
             self.trainer.should_stop = True

@@ -32,7 +32,7 @@ def register_model(name: str) -> Callable[[T], T]:
 
 def _load_builtin_models() -> None:
     # Importing the model modules registers them.
-    from imputebench.models import ae, classical, cvae, hivae, miwae, mvae, vae, vaeac, vsae  # noqa: F401
+    from imputebench.models import ae, classical, cvae, gain, hivae, misgan, miwae, mvae, vae, vaeac, vsae  # noqa: F401
 
 
 def model_names() -> list[str]:
