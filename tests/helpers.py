@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
 
 from imputebench.data.dataset import Dataset
 from imputebench.schema import Feature, FeatureSchema
@@ -16,3 +18,14 @@ def correlated_dataset(n: int = 400, seed: int = 0, name: str = "toy") -> Datase
     category = np.digitize(latent[:, 0], [-0.5, 0.5]).astype(float)
     schema = FeatureSchema((Feature("a"), Feature("b"), Feature("c"), Feature("k", "categorical", ("lo", "mid", "hi"))))
     return Dataset(name, np.column_stack([real, category]), schema)
+
+
+class Constant(nn.Module):
+    """A network whose output is ``value`` everywhere, ``(b, width)``, whatever its input."""
+
+    def __init__(self, width: int, value: float) -> None:
+        super().__init__()
+        self.width, self.value = width, value
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.new_full((inputs.shape[0], self.width), self.value)

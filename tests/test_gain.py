@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import correlated_dataset
+from helpers import Constant, correlated_dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.table import MaskedTable
@@ -33,17 +33,6 @@ SCHEMA = FeatureSchema((
     Feature("b"),
     Feature("yes_no", "categorical", ("n", "y")),
 ))
-
-
-class Constant(nn.Module):
-    """A network whose output is ``value`` everywhere, ``(b, width)``, whatever its input."""
-
-    def __init__(self, width: int, value: float) -> None:
-        super().__init__()
-        self.width, self.value = width, value
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return inputs.new_full((inputs.shape[0], self.width), self.value)
 
 
 def built(cls: type[GAIN] = GAIN, schema: FeatureSchema = SCHEMA, **config: object) -> GAIN:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import correlated_dataset
+from helpers import Constant, correlated_dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.table import MaskedTable
@@ -27,17 +27,6 @@ from imputebench.schema import Feature, FeatureSchema
 
 #: numeric, 3-category, numeric: encoded columns 0 | 1 2 3 | 4
 SCHEMA = FeatureSchema((Feature("a"), Feature("k", "categorical", ("x", "y", "z")), Feature("b")))
-
-
-class Constant(nn.Module):
-    """A network whose output is ``value`` everywhere, ``(b, width)``, whatever its input."""
-
-    def __init__(self, width: int, value: float) -> None:
-        super().__init__()
-        self.width, self.value = width, value
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return inputs.new_full((inputs.shape[0], self.width), self.value)
 
 
 def linear(weights: list[float], bias: float) -> nn.Linear:
