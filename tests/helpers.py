@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
 from imputebench.data.dataset import Dataset
+from imputebench.data.prepare import PreparedData, prepare
+from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import load_dataset
+from imputebench.models.imputer import Imputer
+from imputebench.models.registry import get_model
+from imputebench.runner.presets import config_resolver
 from imputebench.schema import Feature, FeatureSchema
 
 
@@ -29,3 +38,13 @@ class Constant(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs.new_full((inputs.shape[0], self.width), self.value)
+
+
+@functools.cache
+def sweep_fit(name: str, dataset: str, mirror_dir: Path) -> tuple[Imputer, PreparedData]:
+    """``name`` trained on ``dataset`` as a sweep trains it (the runner's configuration, vsae protocol,
+    MCAR 0.5, seed 0), with its prepared data. Cached: the slow checks that need the same full
+    training run (a GAN's, minutes each) share one fit."""
+    data = prepare(load_dataset(dataset, mirror_dir), get_protocol("vsae"), "mcar", 0.5, 0)
+    config = config_resolver({dataset: data.dataset.schema})(name, dataset)
+    return get_model(name)(seed=0, **config).fit(data.train, data.validation), data

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import correlated_dataset
+from helpers import correlated_dataset, sweep_fit
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
@@ -452,6 +452,10 @@ def test_a_nan_loss_raises_diverged_error_from_fit(name, data, monkeypatch):
 #: Deep models train with their family preset (configs/training.yaml: lr 1e-3 for numeric and
 #: mixed tables) and their own defaults, except this shorter budget (presets: 1000 / 100).
 QUALITY_BUDGET = dict(max_epochs=200, patience=40)
+#: ...but the adversarial ones train their authors' whole schedule (GAIN's 10,000 iterations, MisGAN's
+#: 1000 epochs), as a sweep does: a two-player game cut at 200 epochs with patience 40 is unfinished (on
+#: the synthetic table MisGAN then scored NRMSE above the mean's).
+OWN_SCHEDULE = {"gain", "gain_vaeac", "misgan"}
 #: On the synthetic table (a one-factor model with 0.3 noise) MICE halves the mean's NRMSE;
 #: a model must come at least 10% below the mean's NRMSE and PFC there.
 SYNTHETIC_MARGIN = 0.9
@@ -466,19 +470,28 @@ YEAST_BELOW_PAR = {
             "(std 0.007-0.011 over hidden test entries per feature), i.e. VSAE collapses to mean imputation on Yeast",
     "missforest": "NRMSE 1.1834 vs mean 1.0020 (defaults: 100 trees, max_iter 10; under the vaeac protocol, "
                   "seeds 0-2, results/vaeac-classical-mcar50.md has 1.068 vs 0.928)",
+    # The GANs, whole schedules (commit 9f3cdfd, the issue-5 sweep's seed-0 trials); they are above the mean
+    # on seeds 1 and 2 too, as the VSAE paper's Table 6 has GAIN and MisGAN behind MissForest on Yeast.
+    "gain": "NRMSE 1.0266 vs mean 1.0020 (10,000 iterations as 1250 epochs, best epoch 626)",
+    "gain_vaeac": "NRMSE 1.0089 vs mean 1.0020 (1250 epochs, best epoch 223)",
+    "misgan": "NRMSE 1.0288 vs mean 1.0020 (1000 epochs, best epoch 885)",
 }
 
 
 def quality_config(name: str, dataset: str, schema: FeatureSchema) -> dict:
+    if name in OWN_SCHEDULE:
+        return config_resolver({dataset: schema})(name, dataset)
     if issubclass(get_model(name), ImputerModule):
         return config_resolver({dataset: schema}, **QUALITY_BUDGET)(name, dataset)
     return {}  # the classical baselines' own defaults
 
 
-def quality_scores(name: str, dataset: str, data: PreparedData) -> tuple[dict, dict]:
-    """Test-split scores of ``name`` and of mean imputation."""
-    model = get_model(name)(seed=0, **quality_config(name, dataset, data.dataset.schema))
-    model.fit(training_table(model, data), data.validation)
+def quality_scores(name: str, dataset: str, data: PreparedData, fitted: Imputer | None = None) -> tuple[dict, dict]:
+    """Test-split scores of ``name`` (trained here unless ``fitted``) and of mean imputation."""
+    model = fitted
+    if model is None:
+        model = get_model(name)(seed=0, **quality_config(name, dataset, data.dataset.schema))
+        model.fit(training_table(model, data), data.validation)
     mean = get_model("mean")(seed=0).fit(data.train, data.validation)
     return score(data, model.impute(data.test)), score(data, mean.impute(data.test))
 
@@ -493,8 +506,18 @@ def yeast(mirror_dir) -> PreparedData:
     return prepare(load_dataset("yeast", mirror_dir), get_protocol("vsae"), "mcar", 0.5, 0)
 
 
+#: Measured with the whole schedule, two torch threads, commit d4edcf0 (no tuning tried).
+SYNTHETIC_BELOW_PAR = {
+    "misgan": "NRMSE 0.935 vs mean 0.986 (5% below it, not 10%) and PFC 0.702 vs the mode's 0.536 after the authors' "
+              "1000 epochs, one generator step per five batches (on glass, as small, the sweep's best epochs were 998-999)",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in MODELS if n != "mean"])
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SYNTHETIC_BELOW_PAR[n])) if n in SYNTHETIC_BELOW_PAR else n
+    for n in MODELS if n != "mean"
+])
 def test_beats_mean_imputation_on_correlated_synthetic_data(name, synthetic):
     got, mean = quality_scores(name, "synthetic", synthetic)
     assert got["nrmse"] < SYNTHETIC_MARGIN * mean["nrmse"], (got, mean)
@@ -506,6 +529,10 @@ def test_beats_mean_imputation_on_correlated_synthetic_data(name, synthetic):
     pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=YEAST_BELOW_PAR[n])) if n in YEAST_BELOW_PAR else n
     for n in MODELS if n != "mean"
 ])
-def test_beats_mean_imputation_on_yeast(name, yeast):
-    got, mean = quality_scores(name, "yeast", yeast)
+def test_beats_mean_imputation_on_yeast(name, yeast, mirror_dir):
+    fitted = None
+    if name in OWN_SCHEDULE:  # the full run tests/test_gan_training.py checks too: one fit for both
+        fitted, data = sweep_fit(name, "yeast", mirror_dir)
+        assert data.mask_hash == yeast.mask_hash  # the same split and masks
+    got, mean = quality_scores(name, "yeast", yeast, fitted)
     assert got["nrmse"] < mean["nrmse"], (got, mean)

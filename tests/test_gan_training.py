@@ -19,11 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from imputebench.data.prepare import prepare
-from imputebench.data.protocols import get_protocol
-from imputebench.data.sources import load_dataset
-from imputebench.models.registry import get_model
-from imputebench.runner.presets import config_resolver
+from helpers import sweep_fit
 
 ADVERSARIAL = ["gain", "gain_vaeac", "misgan"]
 #: a categorical feature whose hidden entries are this much one category may be imputed constantly
@@ -39,10 +35,8 @@ def majority_share(values: np.ndarray) -> float:
 @pytest.mark.parametrize("dataset", ["yeast", "mushroom"])
 @pytest.mark.parametrize("name", ADVERSARIAL)
 def test_full_default_training_gives_finite_imputations_that_vary_per_feature(name, dataset, mirror_dir):
-    data = prepare(load_dataset(dataset, mirror_dir), get_protocol("vsae"), "mcar", 0.5, 0)
+    model, data = sweep_fit(name, dataset, mirror_dir)
     schema = data.dataset.schema
-    config = config_resolver({dataset: schema})(name, dataset)  # what a sweep gives the model
-    model = get_model(name)(seed=0, **config).fit(data.train, data.validation)
     imputed = model.impute(data.test)
     assert torch.isfinite(imputed).all()
     values = schema.collapse(imputed).numpy()  # (n, d): numbers and category codes
