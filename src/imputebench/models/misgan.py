@@ -185,12 +185,12 @@ class MisGAN(ImputerModule):
         return self.scaler(x * observed) * columns, m, columns
 
     # --- the objective -----------------------------------------------------------------------------
-    def critic_losses(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The three WGAN-GP critics' losses, on samples of the current generators and imputer drawn
-        without gradients: a critic step updates only the critics (the authors compute these
-        samples with gradients and then zero the generators' ones; the critics' steps are the same)."""
+    def critic_losses(self, u: torch.Tensor, m: torch.Tensor, columns: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three WGAN-GP critics' losses on a :meth:`scaled` batch, on samples of the current
+        generators and imputer drawn without gradients: a critic step updates only the critics (the
+        authors compute these samples with gradients and then zero the generators' ones; the critics'
+        steps are the same)."""
         cfg = self.cfg
-        u, m, columns = self.scaled(x, observed)
         b = u.shape[0]
         with torch.no_grad():
             fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
@@ -204,11 +204,11 @@ class MisGAN(ImputerModule):
             "imputer_critic": critic_loss(self.imputer_critic, fake_x, imputed, cfg.gp_weight)[0],
         }
 
-    def generator_losses(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The generators' and imputer's objectives from one forward pass with fresh noise: only the
-        critics' scores of generated samples, no gradient penalty (it is the critics' term)."""
+    def generator_losses(self, u: torch.Tensor, columns: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generators' and imputer's objectives on a :meth:`scaled` batch, from one forward pass with
+        fresh noise: only the critics' scores of generated samples, no gradient penalty (it is the
+        critics' term)."""
         cfg = self.cfg
-        u, _, columns = self.scaled(x, observed)
         b = u.shape[0]
         fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
         fake = mask_data(fake_x, self.layout.expand(fake_m), cfg.tau)
@@ -225,21 +225,22 @@ class MisGAN(ImputerModule):
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every player's loss (a critic pass and a generator pass); ``loss`` is their sum, for the
         logs only. Training steps the players on the two passes separately (:meth:`training_step`)."""
-        parts = {**self.critic_losses(x, observed), **self.generator_losses(x, observed)}
+        u, m, columns = self.scaled(x, observed)
+        parts = {**self.critic_losses(u, m, columns), **self.generator_losses(u, columns)}
         return {"loss": sum(parts.values()), **parts}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """A step of each critic; after every ``n_critic`` of them, a step of each generator on a
         fresh forward pass (new noise, updated critics), in the authors' order."""
         x, observed = batch
-        x = x * observed
-        parts = self.critic_losses(x, observed)
+        u, m, columns = self.scaled(x, observed)  # hidden entries zeroed; shared by both passes
+        parts = self.critic_losses(u, m, columns)
         self.record({"loss": sum(parts.values()), **parts})
         self.step_players(parts, CRITICS)
         self.critic_steps += 1
         if self.critic_steps == self.cfg.n_critic:
             self.critic_steps = 0
-            parts = self.generator_losses(x, observed)
+            parts = self.generator_losses(u, columns)
             self.record(parts)
             self.step_players(parts, GENERATORS)
 
