@@ -29,6 +29,10 @@ def correlated_dataset(n: int = 400, seed: int = 0, name: str = "toy") -> Datase
     return Dataset(name, np.column_stack([real, category]), schema)
 
 
+#: the adversarial models, trained on their authors' whole schedules in the slow checks
+ADVERSARIAL = ("gain", "gain_vaeac", "misgan")
+
+
 class Constant(nn.Module):
     """A network whose output is ``value`` everywhere, ``(b, width)``, whatever its input."""
 

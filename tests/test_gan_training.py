@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import sweep_fit
+from helpers import ADVERSARIAL, sweep_fit
 
-ADVERSARIAL = ["gain", "gain_vaeac", "misgan"]
 #: a categorical feature whose hidden entries are this much one category may be imputed constantly
 NEAR_CONSTANT = 0.9
 
