@@ -67,8 +67,14 @@ def loaded(mirror_dir: Path) -> Callable[[str], Dataset]:
     return get
 
 
+#: image sets, tested in test_multimodal_data.py
+IMAGE_SETS = ("digits_pairs", "fashion_label", "mnist_label", "mnist_mnist", "mnist_svhn")
+#: files the mirror lacks (shared/datasets/MANIFEST.md, "Missing or not canonical")
+NOT_MIRRORED = {"svhn/train_32x32.mat", "svhn/test_32x32.mat"}
+
+
 def test_every_registered_dataset_is_documented_here():
-    assert sorted(EXPECTED) == dataset_names()
+    assert sorted([*EXPECTED, *IMAGE_SETS]) == dataset_names()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -217,6 +223,9 @@ def test_registry_files_match_the_mirror(mirror_dir):
         spec = get_spec(name)
         assert isinstance(spec, DatasetSpec) and spec.licence and spec.description
         for file in spec.files:
+            if file.relpath in NOT_MIRRORED:
+                assert not file.local_path(mirror_dir).exists(), f"{file.relpath} is mirrored now: check it here"
+                continue
             assert verify(file.local_path(mirror_dir), file.sha256), file.relpath
             assert file.local_path(mirror_dir).stat().st_size == file.size
 

@@ -8,17 +8,19 @@ column each; categorical features one-hot, ``K`` columns each).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
 import torch
 
-FeatureKind = Literal["real", "categorical", "positive", "count", "ordinal"]
-FEATURE_KINDS: tuple[str, ...] = ("real", "categorical", "positive", "count", "ordinal")
+FeatureKind = Literal["real", "categorical", "positive", "count", "ordinal", "pixel"]
+FEATURE_KINDS: tuple[str, ...] = ("real", "categorical", "positive", "count", "ordinal", "pixel")
 #: Kinds that are one-hot encoded (``n_categories`` columns); every other kind takes one column.
 ONE_HOT_KINDS: frozenset[str] = frozenset({"categorical", "ordinal"})
-#: Kinds scored by NRMSE (numeric); the one-hot kinds are scored by PFC.
+#: Kinds scored by NRMSE (numeric); the one-hot kinds are scored by PFC; pixels (intensities
+#: in ``[0, intensity_max]``, never standardised) by the mean squared error of their modality.
 NUMERIC_KINDS: frozenset[str] = frozenset({"real", "positive", "count"})
 
 
@@ -27,12 +29,15 @@ class Feature:
     """One column of a table.
 
     ``categories`` are the labels of a categorical/ordinal feature, in code order
-    (code ``k`` means ``categories[k]``); numeric features have none.
+    (code ``k`` means ``categories[k]``); numeric features have none. A pixel's
+    ``intensity_max`` is the largest value its format can hold (255 for 8-bit images):
+    models see ``value / intensity_max`` in ``[0, 1]``.
     """
 
     name: str
     kind: FeatureKind = "real"
     categories: tuple[str, ...] = ()
+    intensity_max: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -41,6 +46,10 @@ class Feature:
             raise ValueError(f"feature {self.name!r}: a {self.kind} feature needs at least 2 categories")
         if self.kind not in ONE_HOT_KINDS and self.categories:
             raise ValueError(f"feature {self.name!r}: a {self.kind} feature has no categories")
+        if (self.kind == "pixel") != (self.intensity_max is not None):
+            raise ValueError(f"feature {self.name!r}: intensity_max is set for pixels, and only for them")
+        if self.intensity_max is not None and not self.intensity_max > 0:
+            raise ValueError(f"feature {self.name!r}: intensity_max must be positive, got {self.intensity_max}")
 
     @property
     def n_categories(self) -> int:
@@ -56,6 +65,10 @@ class Feature:
     def is_numeric(self) -> bool:
         return self.kind in NUMERIC_KINDS
 
+    @property
+    def is_pixel(self) -> bool:
+        return self.kind == "pixel"
+
 
 @dataclass(frozen=True)
 class FeatureSchema:
@@ -63,11 +76,14 @@ class FeatureSchema:
 
     ``modalities`` maps a modality name to the indices of the features it groups
     (an image is one modality of many pixel features). Without groups every
-    feature is its own modality.
+    feature is its own modality. ``image_shapes`` gives the picture shape of each
+    image modality (``(28, 28)``, or ``(32, 32, 3)`` with its pixels in height x width
+    x channel order), for pictures and nothing else.
     """
 
     features: tuple[Feature, ...]
     modalities: tuple[tuple[str, tuple[int, ...]], ...] = field(default=())
+    image_shapes: tuple[tuple[str, tuple[int, ...]], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -86,6 +102,13 @@ class FeatureSchema:
             seen |= set(members)
         if self.modalities and len(seen) != len(self.features):
             raise ValueError("modality groups must cover every feature exactly once")
+        groups = dict(self.modalities)
+        for group, shape in self.image_shapes:
+            members = groups.get(group)
+            if members is None:
+                raise ValueError(f"image shape for {group!r}, which is not a modality")
+            if math.prod(shape) != len(members) or not all(self.features[j].is_pixel for j in members):
+                raise ValueError(f"modality {group!r}: shape {shape} needs {math.prod(shape)} pixel features")
 
     # --- feature-space views -------------------------------------------------
     def __len__(self) -> int:
@@ -103,7 +126,12 @@ class FeatureSchema:
     @cached_property
     def categorical_indices(self) -> tuple[int, ...]:
         """Feature indices scored by PFC (categorical, ordinal)."""
-        return tuple(j for j, f in enumerate(self.features) if not f.is_numeric)
+        return tuple(j for j, f in enumerate(self.features) if f.kind in ONE_HOT_KINDS)
+
+    @cached_property
+    def pixel_indices(self) -> tuple[int, ...]:
+        """Pixel feature indices (scored by their modality's MSE)."""
+        return tuple(j for j, f in enumerate(self.features) if f.is_pixel)
 
     def count(self, kind: str) -> int:
         return sum(f.kind == kind for f in self.features)

@@ -55,14 +55,24 @@ class Splits:
     test: np.ndarray
 
 
-def split_rows(n_rows: int, protocol: Protocol, seed: int) -> Splits:
-    """Shuffle rows with ``seed`` and cut them by the protocol's fractions."""
+def split_rows(n_rows: int, protocol: Protocol, seed: int, source_test: np.ndarray | None = None) -> Splits:
+    """Shuffle rows with ``seed`` and cut them by the protocol's fractions.
+
+    ``source_test``: the rows of a dataset's own test split (MNIST's test images). Every
+    protocol but the transductive one tests on exactly those rows and holds out its
+    validation fraction of the others, as the VSAE long version's appendix E.2 sizes show.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     order = rng.permutation(n_rows)
     if protocol.transductive:
         return Splits(order, order[:0], order)
-    n_test = int(round(n_rows * protocol.test_fraction))
-    test, train_all = order[:n_test], order[n_test:]
+    if source_test is not None:
+        in_test = np.zeros(n_rows, dtype=bool)
+        in_test[source_test] = True
+        n_test, test, train_all = len(source_test), np.asarray(source_test), order[~in_test[order]]
+    else:
+        n_test = int(round(n_rows * protocol.test_fraction))
+        test, train_all = order[:n_test], order[n_test:]
     n_val = int(round(len(train_all) * protocol.val_fraction))
     if min(n_test, len(train_all) - n_val) < 2:
         raise ValueError(f"{n_rows} rows are too few to split under the {protocol.name!r} protocol")

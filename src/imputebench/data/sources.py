@@ -66,6 +66,7 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 ALIASES: dict[str, list[str]] = {
     "uci": ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"],
     "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits"],
+    "bimodal": ["mnist_mnist", "mnist_svhn", "mnist_label", "fashion_label"],
 }
 
 
@@ -501,3 +502,5 @@ _embedded("digits", 1797, "Optical digits 8x8 via sklearn.datasets.load_digits: 
                           "features; the 10 border pixels non-zero in fewer than 1% of the images (3 of them in none) are "
                           "dropped, leaving 54: in a test split or among the observed training entries they are "
                           "constant, so neither standardisation nor NRMSE is defined for them.", licence="CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)")
+
+from imputebench.data import multimodal  # noqa: E402, F401  (registers the image sets, which use this registry)
