@@ -16,11 +16,11 @@ import torch
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import Table, ValidationSplit
 
 
 class IndexBatches:
-    """Iterate ``(x, observed)`` mini-batches of a :class:`MaskedTable` by index slices.
+    """Iterate ``(x, observed)`` mini-batches of a table by index slices.
 
     A short last batch is kept (if it has ``min_rows``), or with ``fill_last`` topped up to
     ``batch_size`` with the rows at the start of the epoch's order, cycling through them again
@@ -29,7 +29,7 @@ class IndexBatches:
 
     def __init__(
         self,
-        table: MaskedTable,
+        table: Table,
         batch_size: int,
         shuffle: bool,
         seed: int = 0,
@@ -42,14 +42,14 @@ class IndexBatches:
             raise ValueError(f"{table.n_rows} rows: at least {min_rows} are needed per training batch")
         self.table, self.batch_size, self.shuffle, self.min_rows = table, batch_size, shuffle, min_rows
         self.fill_last = fill_last
-        self.generator = torch.Generator(device=table.x.device).manual_seed(seed)
+        self.generator = torch.Generator(device=table.device).manual_seed(seed)
 
     def __len__(self) -> int:
         full, rest = divmod(self.table.n_rows, self.batch_size)
         return full + (rest > 0 if self.fill_last else rest >= max(self.min_rows, 1))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, device = self.table.n_rows, self.table.x.device
+        n, device = self.table.n_rows, self.table.device
         order = (
             torch.randperm(n, generator=self.generator, device=device)
             if self.shuffle
@@ -61,21 +61,21 @@ class IndexBatches:
         for idx in order.split(self.batch_size):
             if len(idx) < self.min_rows:  # a last batch too small for batch normalisation is skipped
                 return
-            yield self.table.x[idx], self.table.observed[idx]  # (b, D), (b, D)
+            yield self.table.rows(idx)  # (b, D), (b, D)
 
 
-class FixedBatches:
-    """Consecutive slices of aligned tensors, in order (evaluation batches). An iterable, not a
-    list: Lightning reads a list as several loaders."""
+class ValidationBatches:
+    """``(x, observed, truth)`` of consecutive row slices of a validation split, in order (an
+    iterable, not a list: Lightning reads a list as several loaders)."""
 
-    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int) -> None:
-        self.tensors, self.batch_size = tensors, batch_size
+    def __init__(self, split: ValidationSplit, batch_size: int) -> None:
+        self.split, self.batch_size = split, batch_size
 
     def __len__(self) -> int:
-        return -(-self.tensors[0].shape[0] // self.batch_size)
+        return -(-self.split.table.n_rows // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        return zip(*(t.split(self.batch_size) for t in self.tensors))
+        return self.split.chunks(self.batch_size)
 
 
 class TabularDataModule(L.LightningDataModule):

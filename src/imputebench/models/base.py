@@ -31,9 +31,9 @@ from typing import ClassVar
 import lightning as L
 import torch
 
-from imputebench.data.datamodule import FixedBatches, IndexBatches
-from imputebench.data.table import MaskedTable, ValidationSplit
-from imputebench.models.imputer import Imputer, merge_observed
+from imputebench.data.datamodule import IndexBatches, ValidationBatches
+from imputebench.data.table import Table, ValidationSplit
+from imputebench.models.imputer import Imputer
 from imputebench.nn.layout import SchemaLayout
 from imputebench.schema import FeatureSchema
 from imputebench.selection import SelectionError
@@ -156,11 +156,11 @@ class ImputerModule(L.LightningModule, Imputer):
         self.build(schema)
         return self
 
-    def fit(self, train: MaskedTable, val: ValidationSplit | None = None) -> ImputerModule:
+    def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
         self.build_networks(train.schema)
         self.fit_statistics(train)
-        device = train.x.device
+        device = train.device
         batches = IndexBatches(
             train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2, fill_last=self.cfg.fill_last_batch
         )  # min_rows: batch normalisation needs two rows
@@ -168,7 +168,7 @@ class ImputerModule(L.LightningModule, Imputer):
         val_batches = None
         if val is not None:
             chunk = max(1, self.cfg.eval_rows // self._draws())
-            val_batches = FixedBatches((val.table.x, val.table.observed, val.truth), chunk)
+            val_batches = ValidationBatches(val, chunk)
         with _quiet_lightning():
             trainer = self._make_trainer(device, max_epochs)
             trainer.fit(self, batches, val_batches)
@@ -178,7 +178,7 @@ class ImputerModule(L.LightningModule, Imputer):
         self.eval()
         return self
 
-    def fit_statistics(self, train: MaskedTable) -> None:
+    def fit_statistics(self, train: Table) -> None:
         """Statistics a model keeps from its training table beside its networks (GAIN's [0, 1]
         scaling), set after :meth:`build_networks` and before training; none by default."""
 
@@ -208,19 +208,27 @@ class ImputerModule(L.LightningModule, Imputer):
         )
 
     @torch.no_grad()
-    def impute(self, table: MaskedTable) -> torch.Tensor:
-        """The single imputation: mean (numeric) / mode (categorical) over ``n_imputations`` draws."""
-        return merge_observed(table, self.pool(self.impute_multiple(table, self._draws())))
+    def impute(self, table: Table) -> torch.Tensor:
+        """The single imputation: mean (numeric) / mode (categorical) over ``n_imputations`` draws,
+        pooled chunk by chunk (the ``k`` draws of a whole image split would not fit). ``(n, D)``."""
+        k = self._draws()
+        return self._over_chunks(table, k, lambda x, observed: torch.where(observed, x, self.pool(self._draw(x, observed, k))), 0)
 
     @torch.no_grad()
-    def impute_multiple(self, table: MaskedTable, k: int) -> torch.Tensor:
+    def impute_multiple(self, table: Table, k: int) -> torch.Tensor:
         """``(k, n, D)`` imputations of ``table``, observed entries unchanged; reproducible per seed."""
+        return self._over_chunks(table, k, lambda x, observed: torch.where(observed, x, self._draw(x, observed, k)), 1)
+
+    def _over_chunks(self, table: Table, k: int, fn, dim: int) -> torch.Tensor:
+        """``fn(x, observed)`` over row chunks of ``table`` of ``eval_rows // k`` rows (``k`` samples per
+        row), concatenated along ``dim``; in eval mode, seeded by the model's seed."""
         self.eval()
-        devices = [table.x.device] if table.x.device.type == "cuda" else []
+        devices = [table.device] if table.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed + 1)
-            draws = self._draw(table.x, table.observed, k)  # (k, n, D)
-        return torch.where(table.observed, table.x, draws)
+            chunk = max(1, self.cfg.eval_rows // k)
+            parts = [fn(x, observed) for x, observed in table.chunks(chunk)]
+        return torch.cat(parts, dim=dim)
 
     @torch.no_grad()
     def impute_from_nothing(self, n: int) -> torch.Tensor:

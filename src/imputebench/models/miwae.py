@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, TrainingConfig
-from imputebench.models.imputer import merge_observed
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_log_prob, iwae_bound, masked_log_lik
 from imputebench.nn.heads import StudentTLikelihood, TabularLikelihood
@@ -143,15 +142,10 @@ class MIWAE(ImputerModule):
         return self._by_rows(lambda xs, os: self.sir(xs, os, k, n), x, observed, n)
 
     @torch.no_grad()
-    def impute(self, table: MaskedTable) -> torch.Tensor:
+    def impute(self, table: Table) -> torch.Tensor:
         """The single imputation: the SNIS estimate with ``n_importance_impute`` samples per row."""
-        self.eval()
         n = self.cfg.n_importance_impute
-        devices = [table.x.device] if table.x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed + 1)
-            imputed = self._by_rows(lambda xs, os: self.snis(xs, os, n), table.x, table.observed, n)
-        return merge_observed(table, imputed)
+        return self._over_chunks(table, n, lambda x, observed: torch.where(observed, x, self.snis(x * observed, observed, n)), 0)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         """Model selection on the SNIS imputation with ``n_importance_validation`` samples."""
