@@ -2,7 +2,7 @@
 
 A *group* is one comparison: (protocol, dataset, mechanism, ratio). Within a
 group every model is ranked on each primary metric (NRMSE for numeric features,
-PFC for categorical ones; lower is better) and the model's rank is the mean of
+PFC for categorical ones, the summed per-pixel MSE for image modalities; lower is better) and the model's rank is the mean of
 its per-metric ranks. Only rows with status ``ok`` count; ``n_seeds`` says how
 many seeds each mean rests on, so a model that failed on some seeds shows it.
 """
@@ -13,7 +13,7 @@ import pandas as pd
 
 from imputebench.models.registry import UnknownNameError, get_model
 
-PRIMARY_METRICS = ("nrmse", "pfc")
+PRIMARY_METRICS = ("nrmse", "pfc", "mse")
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
 
 

@@ -233,21 +233,38 @@ def get_mechanism(name: str) -> Mechanism:
 
 
 # --- modality level ---------------------------------------------------------------------
-def _feature_modality(schema: FeatureSchema) -> np.ndarray:
-    """``(d,)``: index of the modality of each feature."""
-    out = np.empty(len(schema), dtype=np.int64)
-    for m, (_, members) in enumerate(schema.modality_groups):
-        out[list(members)] = m
-    return out
-
-
 def expand_modality_mask(mask_nm: np.ndarray, schema: FeatureSchema) -> np.ndarray:
     """Modality-level mask ``(n, M)`` -> feature-level mask ``(n, d)``."""
     mask_nm = np.asarray(mask_nm, dtype=bool)
     n_mod = len(schema.modality_groups)
     if mask_nm.ndim != 2 or mask_nm.shape[1] != n_mod:
         raise ValueError(f"modality mask must have shape (n, {n_mod}), got {mask_nm.shape}")
-    return mask_nm[:, _feature_modality(schema)]  # (n, d)
+    return mask_nm[:, list(schema.feature_modality)]  # (n, d)
+
+
+def modality_summary(x: np.ndarray, schema: FeatureSchema, chunk_rows: int = 4096) -> np.ndarray:
+    """``(n, M)``: per row, the mean over each modality of its column-standardised features
+    (a constant column counts as 0), what the MAR/MNAR mechanisms see of a modality.
+
+    Computed as ``x @ W - c`` over row chunks, with ``W[j, m] = 1 / (std_j |m|)`` for the features
+    j of modality m: an image table (uint8, thousands of columns) is never copied in float.
+    """
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != len(schema):
+        raise ValueError(f"x must be a non-empty (n, {len(schema)}) array, got shape {x.shape}")
+    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, len(x), chunk_rows):
+        part = x[start : start + chunk_rows].astype(np.float64)  # (c, d)
+        if not np.isfinite(part).all():
+            raise ValueError("x must be finite: a mechanism sees complete data (no NaN/inf)")
+        total += part.sum(axis=0)
+        squares += (part * part).sum(axis=0)
+    mean = total / len(x)  # (d,)
+    std = np.sqrt(np.maximum(squares / len(x) - mean * mean, 0.0))  # (d,)
+    membership = np.eye(len(schema.modality_groups))[list(schema.feature_modality)]  # (d, M)
+    inv_std = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)  # (d,) 0 for a constant column
+    weights = membership * inv_std[:, None] / membership.sum(axis=0)  # (d, M)
+    offset = mean @ weights  # (M,)
+    return np.concatenate([x[s : s + chunk_rows].astype(np.float64) @ weights for s in range(0, len(x), chunk_rows)]) - offset
 
 
 def modality_mask(
@@ -271,20 +288,12 @@ def modality_mask(
     that lost all of them; this lowers the ratio by (rows fully missing) / (n·M), i.e. by
     r**M / M under MCAR.
     """
-    x = _check_x(x)
-    if x.shape[1] != len(schema):
-        raise ValueError(f"x has {x.shape[1]} features but the schema has {len(schema)}")
     r = validate_ratio(ratio)
     fn = get_mechanism(mechanism)
-    feature_mod = _feature_modality(schema)  # (d,)
-    n_mod = len(schema.modality_groups)
-    z = _standardise(x)  # (n, d)
-    membership = np.eye(n_mod)[feature_mod]  # (d, M) one-hot feature -> modality
-    summary = (z @ membership) / membership.sum(axis=0)  # (n, M) mean z per modality
-    mask_nm = fn(summary, r, rng, **options)  # (n, M)
+    mask_nm = fn(modality_summary(x, schema), r, rng, **options)  # (n, M)
     if keep_one:
         lost = ~mask_nm.any(axis=1)  # (n,)
-        pick = rng.integers(n_mod, size=int(lost.sum()))
+        pick = rng.integers(mask_nm.shape[1], size=int(lost.sum()))
         mask_nm[np.flatnonzero(lost), pick] = True
     return expand_modality_mask(mask_nm, schema)
 
@@ -340,11 +349,11 @@ def make_mask(
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _stream_key(mechanism, r)]))
-    x = _check_x(x)
-    if schema is not None and x.shape[1] != len(schema):
-        raise ValueError(f"x has {x.shape[1]} features but the schema has {len(schema)}")
     if per_modality:
         if schema is None:
             raise ValueError("per_modality=True needs a schema with modality groups")
         return modality_mask(x, schema, mechanism, r, rng, **options)
+    x = _check_x(x)
+    if schema is not None and x.shape[1] != len(schema):
+        raise ValueError(f"x has {x.shape[1]} features but the schema has {len(schema)}")
     return fn(x, r, rng, **options)

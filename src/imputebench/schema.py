@@ -177,6 +177,15 @@ class FeatureSchema:
             return self.modalities
         return tuple((f.name, (j,)) for j, f in enumerate(self.features))
 
+    @cached_property
+    def feature_modality(self) -> tuple[int, ...]:
+        """For each feature, the index of its modality in :attr:`modality_groups`."""
+        out = [0] * len(self.features)
+        for m, (_, members) in enumerate(self.modality_groups):
+            for j in members:
+                out[j] = m
+        return tuple(out)
+
     def summary(self) -> str:
         """E.g. ``"8 real, 1 categorical"``."""
         parts = [f"{self.count(k)} {k}" for k in FEATURE_KINDS if self.count(k)]

@@ -8,6 +8,12 @@ model, so every model in a comparison sees the same hidden entries and the
 training, validation and test rows share the mechanism's parameters (MAR's
 always-observed features, the MNAR weights). Drawing it over the whole table is
 the same as drawing each split with shared parameters.
+
+A dataset that declares modalities (images, image + label) is masked a modality at a time
+(:func:`~imputebench.masks.modality_mask`): MCAR is one Bernoulli(r) per (row, modality), as
+the VSAE long version's E.2 draws its masks. Rows that lose every modality are kept, for every
+model alike: they train nothing but a model of the mask, and at test time their imputation is
+an unconditional generation, scored like any other hidden modality.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch
 
 from imputebench.data.dataset import Dataset
 from imputebench.data.protocols import Protocol, Splits, split_rows
-from imputebench.data.table import MaskedTable, ValidationSplit
+from imputebench.data.table import CompactTable, Table, ValidationSplit
 from imputebench.data.transforms import TableTransform
 from imputebench.masks import make_mask, mask_hash
 
@@ -34,18 +40,18 @@ class PreparedData:
     observed: np.ndarray  # (n, d) bool over the whole table, True = observed
     mask_hash: str
     transform: TableTransform
-    train: MaskedTable
-    val: MaskedTable | None
-    test: MaskedTable
+    train: Table
+    val: Table | None
+    test: Table
     device: torch.device | str = "cpu"
 
-    def complete(self, rows: np.ndarray) -> MaskedTable:
+    def complete(self, rows: np.ndarray) -> Table:
         """``rows`` with every entry observed: for models trained on complete data (CVAE w/ data),
         and as the scoring truth of the validation split. Never given to a partially-observed model."""
         return self.transform.encode(self.dataset.values[rows], np.ones((len(rows), len(self.dataset.schema)), bool), self.device)
 
     @cached_property
-    def train_complete(self) -> MaskedTable:
+    def train_complete(self) -> Table:
         return self.complete(self.splits.train)
 
     @cached_property
@@ -53,7 +59,8 @@ class PreparedData:
         """The validation split with the true values of its hidden entries, for model selection."""
         if self.val is None:
             return None
-        return ValidationSplit(self.val, self.complete(self.splits.val).x)
+        truth = self.complete(self.splits.val)
+        return ValidationSplit(self.val, truth if isinstance(truth, CompactTable) else truth.x)
 
     @property
     def test_truth(self) -> np.ndarray:
@@ -86,11 +93,12 @@ def prepare(
     device: torch.device | str = "cpu",
 ) -> PreparedData:
     data = dataset.complete_cases().validate()
-    splits = split_rows(data.n_rows, protocol, seed)
-    observed = make_mask(mask_input(data), mechanism, ratio, seed, schema=data.schema)
+    splits = split_rows(data.n_rows, protocol, seed, data.source_test)
+    per_modality = bool(data.schema.modalities)
+    observed = make_mask(mask_input(data), mechanism, ratio, seed, schema=data.schema, per_modality=per_modality)
     transform = TableTransform.fit(data.values[splits.train], observed[splits.train], data.schema)
 
-    def table(rows: np.ndarray) -> MaskedTable:
+    def table(rows: np.ndarray) -> Table:
         return transform.encode(data.values[rows], observed[rows], device)
 
     val = table(splits.val) if len(splits.val) else None
