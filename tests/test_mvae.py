@@ -297,7 +297,7 @@ def test_unknown_configuration_fields_are_rejected_by_name():
     (dict(annealing_epochs=-1), "annealing_epochs"),
     (dict(reconstruction_weights={"a": -1.0}), "lambda_i must be finite and >= 0"),
     (dict(reconstruction_weights={"a": float("nan")}), "lambda_i must be finite and >= 0"),
-    (dict(reconstruction_weights=[1.0, 2.0]), "must map feature names"),
+    (dict(reconstruction_weights=[1.0, 2.0]), "must map modality names"),
     (dict(latent_per_feature=0), "latent_per_feature"),
 ])
 def test_bad_values_fail_at_construction_with_a_clear_message(config, message):
@@ -306,7 +306,7 @@ def test_bad_values_fail_at_construction_with_a_clear_message(config, message):
 
 
 def test_schema_dependent_values_fail_when_the_networks_are_built(data):
-    with pytest.raises(ValueError, match=r"unknown features \['nope'\]; known: a, b, c, k"):
+    with pytest.raises(ValueError, match=r"unknown modalities \['nope'\]; known: a, b, c, k"):
         built(data.train.schema, reconstruction_weights={"nope": 2.0})
     with pytest.raises(ValueError, match="MVAE-Q"):
         built(FeatureSchema((Feature("only"),)), quotient=True)

@@ -28,7 +28,7 @@ from imputebench.nn.elbo import (
 )
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
 from imputebench.nn.layout import SchemaLayout, masked_log_softmax, take_columns
-from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, PerFeatureMLP, grouped_mlp, mlp
+from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, PerModalityMLP, grouped_mlp, mlp
 from imputebench.schema import Feature, FeatureSchema
 from imputebench.selection import SelectionError
 
@@ -392,7 +392,7 @@ def test_grouped_mlp_equals_one_mlp_per_group(batch_norm):
 def test_per_feature_mlp_runs_each_features_network_on_its_own_columns():
     torch.manual_seed(0)
     layout = SchemaLayout(SCHEMA)
-    net = PerFeatureMLP(layout, [6, 6], [5], 3).eval()
+    net = PerModalityMLP(layout, [6, 6], [5], 3).eval()
     x = SCHEMA.one_hot(random_values(7, torch.Generator().manual_seed(0))).float().requires_grad_()
     out = net(x)
     assert out.shape == (7, len(SCHEMA), 3)

@@ -6,7 +6,9 @@ selection score is the same imputation error on the validation split's own
 hidden entries. For a mixed table the two are put on one scale by averaging
 per-feature errors: RMSE in standardised units for numeric features (the
 encoded space, so NRMSE up to the normaliser) and the error rate for one-hot
-features. Features with no hidden validation entry are left out.
+features. An image counts once, with its per-pixel squared error on the [0, 1]
+scale (the test metric ``mse_<modality>``). Features with no hidden validation
+entry are left out.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class SelectionError(Metric):
         self.layout = SchemaLayout(schema)
         numeric = torch.zeros(len(schema), dtype=torch.bool)
         numeric[self.layout.numeric_features] = True
+        pixel = torch.zeros(len(schema), dtype=torch.bool)
+        pixel[self.layout.pixel_features] = True
         self.register_buffer("numeric", numeric, persistent=False)
+        self.register_buffer("pixel", pixel, persistent=False)
         self.add_state("error", torch.zeros(len(schema)), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(len(schema)), dist_reduce_fx="sum")
 
@@ -51,12 +56,16 @@ class SelectionError(Metric):
         hidden = ~self.layout.feature_mask(observed)  # (b, d)
         squared = self.layout.per_feature_sum((preds - truth).pow(2))  # (b, d); one-hot blocks: 0 or 2
         hits = self.layout.per_feature_sum(preds * truth)  # (b, d); one-hot blocks: 1 if right
-        per_entry = torch.where(self.numeric, squared, 1.0 - hits)  # (b, d)
+        per_entry = torch.where(self.numeric | self.pixel, squared, 1.0 - hits)  # (b, d)
         self.error += (per_entry * hidden).sum(0)
         self.count += hidden.sum(0)
 
     def compute(self) -> Tensor:
         used = self.count > 0
-        mean = self.error[used] / self.count[used]
-        per_feature = torch.where(self.numeric[used], mean.sqrt(), mean)
-        return per_feature.mean() if used.any() else torch.tensor(float("nan"))
+        mean = self.error / self.count.clamp_min(1)  # (d,)
+        per_feature = torch.where(self.numeric, mean.sqrt(), mean)[used & ~self.pixel]  # RMSE / error rate
+        pixels = (used & self.pixel).to(mean.dtype)  # (d,)
+        image_sums, image_pixels = self.layout.per_modality_sum(mean * pixels), self.layout.per_modality_sum(pixels)
+        per_image = image_sums[image_pixels > 0] / image_pixels[image_pixels > 0]  # per-pixel MSE per image
+        scores = torch.cat([per_feature, per_image])
+        return scores.mean() if scores.numel() else torch.tensor(float("nan"))

@@ -45,7 +45,7 @@ class AE(ImputerModule):
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         latent = cfg.latent_per_feature * len(schema)
         self.encoder = mlp(schema.encoded_dim, hidden, latent)

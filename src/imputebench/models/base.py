@@ -57,6 +57,7 @@ class TrainingConfig:
     n_imputations: int = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
     eval_rows: int = 16384  # rows x draws per forward pass when imputing (memory bound only)
     fill_last_batch: bool = False  # top a short last training batch up to batch_size (IndexBatches)
+    pixel_likelihood: str = "bernoulli"  # images only: "bernoulli" (cross-entropy) or "gaussian" (squared error)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class CVAEData(ImputerModule):
         cfg = self.cfg
         if not 0.0 < cfg.train_missing_rate < 1.0:
             raise ValueError(f"train_missing_rate must be in (0, 1), got {cfg.train_missing_rate}")
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         self.latent_dim = cfg.latent_per_feature * len(schema)
         inputs = schema.encoded_dim + len(schema)  # [x or x_o, m]

@@ -71,9 +71,9 @@ class MIWAE(ImputerModule):
         if min(cfg.n_importance_train, cfg.n_importance_impute, cfg.n_importance_validation) < 1:
             raise ValueError("the numbers of importance samples must be at least 1")
         if cfg.real_likelihood == "student_t":
-            self.likelihood = StudentTLikelihood(schema)
+            self.likelihood = StudentTLikelihood(schema, pixel_likelihood=cfg.pixel_likelihood)
         else:
-            self.likelihood = TabularLikelihood(schema, learn_scale=True)
+            self.likelihood = TabularLikelihood(schema, learn_scale=True, pixel_likelihood=cfg.pixel_likelihood)
         self.latent_dim = cfg.latent_dim if cfg.latent_dim is not None else max(1, len(schema) - 1)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         # The paper's MLPs: tanh, no batch normalisation (which would also couple the K samples).

@@ -1,6 +1,7 @@
 """MVAE: the multimodal variational autoencoder (Wu & Goodman, NeurIPS 2018; papers/004).
 
-For tables every feature is a modality; a categorical feature's one-hot block is one.
+For tables every feature is a modality; a categorical feature's one-hot block is one. An image
+is one modality of many pixels, a label another (the multimodal benchmarks).
 
 * Generative model (section 2): p(z) = N(0, I) and p(x_1, ..., x_N | z) = prod_i p(x_i | z),
   Gaussian for numeric features, softmax for one-hot ones.
@@ -17,8 +18,9 @@ For tables every feature is a modality; a categorical feature's one-hot block is
 * Imputation: z ~ q(z | x_o), then the decoder's mean (numeric) / mode (categorical); the
   base pools ``n_imputations`` draws.
 
-The objective only sees experts ``(b, M, 2k)`` and per-modality log-likelihoods ``(..., M)``,
-so an image modality needs its own expert network and likelihood head, nothing else.
+The objective only sees experts ``(b, M, 2k)`` and per-modality log-likelihoods ``(..., M)``
+(per-feature ones summed within each modality), so an image modality needs its own expert
+network and likelihood head, nothing else.
 
 Where the MVAE paper is silent about tables, the VSAE paper's re-implementation of MVAE as
 a baseline (papers/000 Table 1, papers/001 D: "the same backbone architecture ... same size
@@ -53,7 +55,7 @@ from imputebench.models.base import ImputerModule, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, product_of_experts, reparameterize
 from imputebench.nn.heads import TabularLikelihood
-from imputebench.nn.mlp import PerFeatureMLP, mlp
+from imputebench.nn.mlp import PerModalityMLP, mlp
 from imputebench.schema import FeatureSchema
 
 
@@ -62,20 +64,22 @@ class MVAEConfig(TrainingConfig):
     """Learning rate and epochs come from the family presets (VSAE B.3 / long D: "Adam for all models")."""
 
     batch_size: int = 100  # appendix A: "a minibatch size of 100" (MNIST, CelebA); VSAE gives none
-    # z has latent_per_feature * d dimensions: VSAE's latent size, 20 per modality (papers/000 B.2),
-    # which its baselines share ("same size of latent variables", papers/001 D; long version: 2).
+    # z has latent_per_feature * M dimensions (M modalities; a table's features): VSAE's latent size,
+    # 20 per modality (papers/000 B.2), which its baselines share ("same size of latent variables",
+    # papers/001 D; long version: 2 for tables, 256 for images).
     latent_per_feature: int = 20
     # Each expert q~(z | x_i) is VSAE's UCI unimodal encoder: "3-layer 64-dim MLPs ... followed by
     # Batch Normalization and Leaky ReLU" (papers/000 B.2), its output widened to 2 * dim z.
     expert_width: int = 64
     expert_layers: int = 3
+    image_width: int = 128  # an image's expert: VSAE long C.1, MNIST+MNIST "3-layer 128-dim MLPs" (no batch norm)
     decoder_width: int = 128  # p(x | z): VSAE's UCI data decoder, Linear(dim z, 128) ... (papers/000 B.2)
     decoder_layers: int = 3
     # log p(x_i | z) of a numeric feature is the negated squared error (VSAE's baselines, papers/001
     # B.1): a Gaussian of variance 1/2 on standardised data, as for AE / VAE / CVAE here.
     gaussian_variance: float = 0.5
     n_subsets: int = 1  # k of eq. (5); "we set k = 1" with many modalities (section 4, MVAE19)
-    # lambda_i of eq. (2) by feature name; features not named get 1 ("In practice, lambda = 1",
+    # lambda_i of eq. (2) by modality name (a table's feature names); others get 1 ("In practice, lambda = 1",
     # section 2, and lambda_i = 1 for every modality in section 6).
     reconstruction_weights: Mapping[str, float] | None = None
     annealing_epochs: int = 200  # appendix A: "We anneal beta from 0 to 1 linearly for the first 200 epochs"
@@ -93,31 +97,31 @@ class MVAEConfig(TrainingConfig):
         weights = self.reconstruction_weights
         if weights is not None:
             if not isinstance(weights, Mapping):
-                raise ValueError(f"reconstruction_weights must map feature names to lambda_i, got {weights!r}")
+                raise ValueError(f"reconstruction_weights must map modality names to lambda_i, got {weights!r}")
             bad = {name: w for name, w in weights.items() if not (isinstance(w, (int, float)) and 0 <= w < math.inf)}
             if bad:
                 raise ValueError(f"reconstruction weights lambda_i must be finite and >= 0, got {bad}")
 
 
-def feature_weights(schema: FeatureSchema, weights: Mapping[str, float] | None) -> torch.Tensor:
-    """lambda_i of eq. (2) per feature ``(d,)``: the named weights, 1 elsewhere; unknown names fail."""
-    names = [f.name for f in schema.features]
+def modality_weights(schema: FeatureSchema, weights: Mapping[str, float] | None) -> torch.Tensor:
+    """lambda_i of eq. (2) per modality ``(M,)``: the named weights, 1 elsewhere; unknown names fail."""
+    names = [name for name, _ in schema.modality_groups]
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
-        raise ValueError(f"reconstruction_weights names unknown features {unknown}; known: {', '.join(names)}")
+        raise ValueError(f"reconstruction_weights names unknown modalities {unknown}; known: {', '.join(names)}")
     return torch.tensor([float((weights or {}).get(name, 1.0)) for name in names])
 
 
 def elbo_subsets(present: torch.Tensor, k: int) -> torch.Tensor:
-    """The modality subsets of eq. (5) for each row, ``(1 + d + k, b, d)`` bool from ``present`` ``(b, d)``.
+    """The modality subsets of eq. (5) for each row, ``(1 + M + k, b, M)`` bool from ``present`` ``(b, M)``.
 
-    Term 0 is the observed set X; terms 1..d the single modalities {x_i} (empty where x_i is
+    Term 0 is the observed set X; terms 1..M the single modalities {x_i} (empty where x_i is
     missing); the last k are random subsets of X, every observed modality kept with
     probability 1/2, drawn per row.
     """
-    b, d = present.shape
-    singles = torch.eye(d, dtype=torch.bool, device=present.device).unsqueeze(1) & present  # (d, b, d)
-    random = (torch.rand(k, b, d, device=present.device) < 0.5) & present  # (k, b, d)
+    b, m = present.shape
+    singles = torch.eye(m, dtype=torch.bool, device=present.device).unsqueeze(1) & present  # (M, b, M)
+    random = (torch.rand(k, b, m, device=present.device) < 0.5) & present  # (k, b, M)
     return torch.cat([present.unsqueeze(0), singles, random])
 
 
@@ -140,34 +144,34 @@ class MVAE(ImputerModule):
     paper = "Wu & Goodman 2018, MVAE (papers/004); VSAE baseline (papers/000 Table 1)"
 
     def build(self, schema: FeatureSchema) -> None:
-        cfg, d = self.cfg, len(schema)
-        if cfg.quotient and d < 2:
-            raise ValueError("MVAE-Q bounds expert variances by N / (N - 1) (appendix C): it needs >= 2 features")
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
-        self.latent_dim = cfg.latent_per_feature * d
+        cfg, n_mod = self.cfg, self.layout.n_modalities
+        if cfg.quotient and n_mod < 2:
+            raise ValueError("MVAE-Q bounds expert variances by N / (N - 1) (appendix C): it needs >= 2 modalities")
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
+        self.latent_dim = cfg.latent_per_feature * n_mod
         hidden = [cfg.expert_width] * cfg.expert_layers
-        self.experts = PerFeatureMLP(self.layout, hidden, hidden, 2 * self.latent_dim)
+        self.experts = PerModalityMLP(self.layout, hidden, hidden, 2 * self.latent_dim, [cfg.image_width] * cfg.expert_layers)
         self.decoder = mlp(self.latent_dim, [cfg.decoder_width] * cfg.decoder_layers, self.likelihood.param_dim)
-        self.register_buffer("lambdas", feature_weights(schema, cfg.reconstruction_weights), persistent=False)
+        self.register_buffer("lambdas", modality_weights(schema, cfg.reconstruction_weights), persistent=False)
         self.kl_weight = 1.0  # beta; annealed during fit
 
     # --- inference: experts and their product --------------------------------------------------
     def expert_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every modality's expert from the zero-filled ``x`` ``(b, D)``: mean, log-variance ``(b, d, k)``.
+        """Every modality's expert from the zero-filled ``x`` ``(b, D)``: mean, log-variance ``(b, M, k)``.
 
         MVAE-Q (appendix C): V_i = N / (N - 1) * sigmoid(.), so that sum_{i in X} 1 / V_i > |X| - 1
         and the quotient by p(z)^(|X| - 1) is a proper Gaussian for every subset X.
         """
         mu, raw = self.experts(x).chunk(2, -1)
         if self.cfg.quotient:
-            n = self.layout.n_features
+            n = self.layout.n_modalities
             return mu, math.log(n / (n - 1)) + F.logsigmoid(raw)
         return mu, clamp_logvar(raw)
 
     def posterior(
         self, mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z | S) for experts ``(b, d, k)`` and subsets ``(..., b, d)``: mean, log-variance ``(..., b, k)``."""
+        """q(z | S) for experts ``(b, M, k)`` and subsets ``(..., b, M)``: mean, log-variance ``(..., b, k)``."""
         prior_power = 1.0 - subsets.sum(-1).to(mu.dtype) if self.cfg.quotient else 1.0  # eq. 3 / eq. 4
         return product_of_experts(mu, logvar, subsets, prior_power)
 
@@ -179,17 +183,18 @@ class MVAE(ImputerModule):
     def elbo_terms(
         self, x: torch.Tensor, observed: torch.Tensor, subsets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two parts of eq. (2) for each subset S ``(T, b, d)`` of the observed features, ``(T, b)`` each:
+        """The two parts of eq. (2) for each subset S ``(T, b, M)`` of the observed modalities, ``(T, b)`` each:
         sum_{i in S} lambda_i log p(x_i | z) with one z ~ q(z | S), and KL(q(z | S) || p(z))."""
         x = x * observed  # a hidden value never reaches a network
         mu, logvar = self.posterior(*self.expert_params(x), subsets)  # (T, b, k)
         params = self.decode(reparameterize(mu, logvar))  # (T, b, P)
-        log_p = self.likelihood.log_prob(params, x.expand(subsets.shape[0], -1, -1)) * self.lambdas  # (T, b, d)
+        log_p = self.layout.per_modality_sum(self.likelihood.log_prob(params, x.expand(subsets.shape[0], -1, -1)))
+        log_p = log_p * self.lambdas  # (T, b, M)
         return masked_log_lik(log_p, subsets), gaussian_kl(mu, logvar).sum(-1)
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
         """Negative eq. (5) per row, averaged over the batch; ``rec`` and ``kl`` summed over its terms."""
-        subsets = elbo_subsets(self.layout.feature_mask(observed), self.cfg.n_subsets)  # (1 + d + k, b, d)
+        subsets = elbo_subsets(self.layout.modality_mask(observed), self.cfg.n_subsets)  # (1 + M + k, b, M)
         rec, kl = self.elbo_terms(x, observed, subsets)  # (T, b)
         elbo = (rec - self.kl_weight * kl).sum(0)  # (b,)
         return {"loss": -elbo.mean(), "rec": -rec.sum(0).mean(), "kl": kl.sum(0).mean()}
@@ -204,7 +209,7 @@ class MVAE(ImputerModule):
     # --- imputation and generation -----------------------------------------------------------------
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """z ~ q(z | x_o) (the prior where nothing is observed), decoder mean / mode. ``(b, D)``."""
-        present = self.layout.feature_mask(observed)  # (b, d)
+        present = self.layout.modality_mask(observed)  # (b, M)
         mu, logvar = self.posterior(*self.expert_params(x * observed), present)  # (b, k)
         return self.likelihood.mode(self.decode(reparameterize(mu, logvar)))
 

@@ -28,7 +28,7 @@ class VAE(ImputerModule):
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         self.latent_dim = cfg.latent_per_feature * len(schema)
         self.encoder = mlp(schema.encoded_dim + self.condition_dim(schema), hidden, 2 * self.latent_dim)

@@ -183,7 +183,7 @@ class VAEAC(ImputerModule):
         if cfg.depth < 0 or cfg.validation_iwae_samples < 1 or cfg.min_sigma <= 0:
             raise ValueError("depth must be >= 0, validation_iwae_samples >= 1 and min_sigma > 0")
         D, d = schema.encoded_dim, len(schema)
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         self.prior_net = ResidualTrunk(D + d, cfg.width, cfg.depth, 2 * cfg.latent_dim)  # [x_{1-b}, b]
         self.proposal_net = ResidualTrunk(D + 2 * d, cfg.width, cfg.depth, 2 * cfg.latent_dim)  # [x, missing, b]
         self.generative_net = SkipGenerator(cfg.latent_dim, cfg.width, cfg.depth, D + d, self.likelihood.param_dim)

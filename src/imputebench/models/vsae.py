@@ -1,12 +1,13 @@
 """VSAE: Variational Selective Autoencoder (Gong et al.; papers/000 short version, papers/001 long version).
 
-For tables every feature is a modality. The model (papers/000 section 2, Figure 1):
+For tables every feature is a modality; an image is one modality of many pixels. The model
+(papers/000 section 2, Figure 1):
 
-* unimodal encoders q_phi(z_i | x_i), one per feature (appendix B.2 "UCI data
-  unimodal encoder"), evaluated together as a grouped MLP;
+* unimodal encoders q_phi(z_i | x_i), one per modality (appendix B.2 "UCI data
+  unimodal encoder"; long version C.1 for images), evaluated together as grouped MLPs;
 * one multimodal encoder q_psi(z | x_o, m) whose input is the whole row with
-  unobserved features replaced by standard normal noise (tables) or zeros
-  (images), concatenated with the mask m; its output is sliced per feature;
+  unobserved modalities replaced by standard normal noise (tables) or zeros
+  (images), concatenated with the mask m; its output is sliced per modality;
 * the selective proposal of eq. (3): z_i from q_phi if m_i = 1, from q_psi if m_i = 0;
 * concatenation as the aggregator F (eq. 10);
 * a mask decoder p_eps(m | z) of independent Bernoullis whose reconstruction
@@ -34,7 +35,7 @@ from imputebench.models.base import ImputerModule, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, reparameterize
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
-from imputebench.nn.mlp import PerFeatureMLP, mlp
+from imputebench.nn.mlp import PerModalityMLP, mlp
 from imputebench.schema import FeatureSchema
 
 
@@ -48,9 +49,10 @@ class VSAEConfig(TrainingConfig):
     # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
     # to mean imputation, measured on yeast.)
     gaussian_variance: float = 0.5
-    latent_per_feature: int = 20  # B.2 "latent dimension as 20-dim for every modality" (long C.1: 2)
+    latent_per_feature: int = 20  # per modality: B.2 "latent dimension as 20-dim for every modality" (long C.1: 2; images 256)
     numeric_width: int = 64  # B.2 unimodal encoders for numerical data, 3 layers (long C.1: 16)
     categorical_width: int = 64  # B.2 and long C.1: 3-layer 64-dim MLPs for categorical data
+    image_width: int = 128  # long C.1: MNIST+MNIST "3-layer 128-dim MLPs followed by Leaky ReLU" (no batch norm)
     encoder_layers: int = 3  # "3-layer ... MLPs"
     multimodal_width: int = 64  # B.2 "same structure as its unimodal encoder but with full-dimensional input"
     mask_decoder_width: int = 64  # B.2 UCI mask decoder Linear(20*d, 64) ... (long C.2: 16)
@@ -75,61 +77,63 @@ class VSAE(ImputerModule):
             raise ValueError(f"missing_fill must be 'noise' or 'zeros', got {cfg.missing_fill!r}")
         if cfg.warmup_epochs < 0 or cfg.generated_samples < 1:
             raise ValueError("warmup_epochs must be >= 0 and generated_samples >= 1")
-        d, latent = len(schema), cfg.latent_per_feature
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance)
-        self.unimodal_encoder = PerFeatureMLP(
-            self.layout, [cfg.numeric_width] * cfg.encoder_layers, [cfg.categorical_width] * cfg.encoder_layers, 2 * latent
+        n_mod, latent, layers = self.layout.n_modalities, cfg.latent_per_feature, cfg.encoder_layers
+        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
+        self.unimodal_encoder = PerModalityMLP(
+            self.layout, [cfg.numeric_width] * layers, [cfg.categorical_width] * layers, 2 * latent, [cfg.image_width] * layers
         )
-        self.multimodal_encoder = mlp(schema.encoded_dim + d, [cfg.multimodal_width] * cfg.encoder_layers, 2 * latent * d)
-        self.mask_decoder = mlp(latent * d, [cfg.mask_decoder_width] * cfg.decoder_layers, d)
-        self.data_decoder = mlp(latent * d + d, [cfg.data_decoder_width] * cfg.decoder_layers, self.likelihood.param_dim)
+        self.multimodal_encoder = mlp(schema.encoded_dim + n_mod, [cfg.multimodal_width] * layers, 2 * latent * n_mod)
+        self.mask_decoder = mlp(latent * n_mod, [cfg.mask_decoder_width] * cfg.decoder_layers, n_mod)
+        self.data_decoder = mlp(latent * n_mod + n_mod, [cfg.data_decoder_width] * cfg.decoder_layers, self.likelihood.param_dim)
 
     # --- encoders ---------------------------------------------------------------------------
     def unimodal(self, x: torch.Tensor) -> torch.Tensor:
-        """q_phi(z_i | x_i) for every feature i: ``(b, D)`` -> ``(b, d, 2L)`` Gaussian parameters."""
+        """q_phi(z_i | x_i) for every modality i: ``(b, D)`` -> ``(b, M, 2L)`` Gaussian parameters."""
         return self.unimodal_encoder(x)
 
     def multimodal(self, x: torch.Tensor, observed: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """q_psi(z | x_o, m), sliced per feature: ``(b, d, 2L)``."""
+        """q_psi(z | x_o, m), sliced per modality: ``(b, M, 2L)``."""
         fill = torch.randn_like(x) if self.cfg.missing_fill == "noise" else torch.zeros_like(x)
-        inputs = torch.cat([torch.where(observed, x, fill), m], -1)  # (b, D + d)
-        return self.multimodal_encoder(inputs).view(x.shape[0], self.layout.n_features, -1)
+        inputs = torch.cat([torch.where(observed, x, fill), m], -1)  # (b, D + M)
+        return self.multimodal_encoder(inputs).view(x.shape[0], self.layout.n_modalities, -1)
 
     def posterior(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The selective proposal of eq. (3): ``mu``, ``logvar`` of shape ``(b, d, L)``."""
-        m = self.layout.feature_mask(observed)  # (b, d) bool
+        """The selective proposal of eq. (3): ``mu``, ``logvar`` of shape ``(b, M, L)``."""
+        m = self.layout.modality_mask(observed)  # (b, M) bool
         params = torch.where(m.unsqueeze(-1), self.unimodal(x), self.multimodal(x, observed, m.float()))
         mu, logvar = params.chunk(2, -1)
         return mu, clamp_logvar(logvar)
 
     # --- decoders -------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Aggregated ``z`` ``(b, d*L)`` -> mask logits ``(b, d)``, data parameters ``(b, P)``."""
+        """Aggregated ``z`` ``(b, M*L)`` -> mask logits ``(b, M)``, data parameters ``(b, P)``."""
         mask_logits = self.mask_decoder(z)
         return mask_logits, self.data_decoder(torch.cat([z, torch.sigmoid(mask_logits)], -1))
 
     def _forward(self, x: torch.Tensor, observed: torch.Tensor):
         mu, logvar = self.posterior(x * observed, observed)
-        z = reparameterize(mu, logvar).flatten(1)  # concatenation aggregator: (b, d*L)
+        z = reparameterize(mu, logvar).flatten(1)  # concatenation aggregator: (b, M*L)
         mask_logits, params = self.decode(z)
         return mu, logvar, mask_logits, params
 
     # --- objective (eq. 4) ------------------------------------------------------------------------
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
-        m = self.layout.feature_mask(observed).float()  # (b, d)
+        m = self.layout.modality_mask(observed).float()  # (b, M)
         second_stage = self.current_epoch >= self.cfg.warmup_epochs
         if second_stage:  # generation pass: x~_u from the model, no loss and no gradient
             with torch.no_grad():
                 s = self.cfg.generated_samples
                 generated = self.impute_batch(x.repeat(s, 1), observed.repeat(s, 1)).view(s, *x.shape)  # (S, b, D)
         mu, logvar, mask_logits, params = self._forward(x, observed)
-        rec_o = masked_log_lik(self.likelihood.log_prob(params, x), m)  # (b,)
+        rec_o = masked_log_lik(self.layout.per_modality_sum(self.likelihood.log_prob(params, x)), m)  # (b,)
         mask_ll = bernoulli_log_prob(mask_logits, m).sum(-1)  # (b,)
         kl = gaussian_kl(mu, logvar).sum((-2, -1))  # (b,)
         objective = rec_o + mask_ll - kl
         parts = {"rec_observed": -rec_o.mean(), "rec_mask": -mask_ll.mean(), "kl": kl.mean()}
         if second_stage:  # E_{x_u}[log p(x_u | m, z)] by the generated samples
-            log_p = self.likelihood.log_prob(params.expand(generated.shape[0], -1, -1), generated)  # (S, b, d)
+            log_p = self.layout.per_modality_sum(
+                self.likelihood.log_prob(params.expand(generated.shape[0], -1, -1), generated)
+            )  # (S, b, M)
             rec_u = masked_log_lik(log_p, 1.0 - m).mean(0)  # (b,)
             objective = objective + rec_u
             parts["rec_unobserved"] = -rec_u.mean()
@@ -142,10 +146,11 @@ class VSAE(ImputerModule):
     def generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Data and mask from the prior (section 3.2): z ~ N(0, I), m ~ p_eps(m | z), x ~ mode of p_theta(x | z, m).
 
-        Returns encoded data ``(n, D)`` and the sampled feature mask ``(n, d)`` (True = observed).
+        Returns encoded data ``(n, D)`` and the sampled modality mask ``(n, M)`` (True = observed; a
+        table's modalities are its features).
         """
         self.eval()
         device = next(self.parameters()).device
-        z = torch.randn(n, self.layout.n_features * self.cfg.latent_per_feature, device=device)
+        z = torch.randn(n, self.layout.n_modalities * self.cfg.latent_per_feature, device=device)
         mask_logits, params = self.decode(z)
         return self.likelihood.mode(params), torch.bernoulli(torch.sigmoid(mask_logits)).bool()

@@ -3,8 +3,10 @@
 A decoder emits a flat parameter vector ``(..., P)``; a head turns it into
 per-feature log-likelihoods ``(..., d)`` and into point predictions in the
 encoded space ``(..., D)``. Numeric kinds (real, positive, count) get a
-Gaussian; one-hot kinds (categorical, ordinal) a softmax; masks and binary
-pixels a Bernoulli (:func:`bernoulli_log_prob`). Later models with richer
+Gaussian; one-hot kinds (categorical, ordinal) a softmax; masks a Bernoulli
+(:func:`bernoulli_log_prob`); pixels (intensities in [0, 1]) a Bernoulli likelihood
+of their intensity, the usual cross-entropy of image VAEs (MVAE's MNIST), or a
+Gaussian of fixed variance (the squared error of the VSAE paper's baselines). Later models with richer
 likelihoods (HI-VAE, MIWAE) add heads here rather than branching in model code.
 """
 
@@ -26,22 +28,33 @@ def bernoulli_log_prob(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
-class TabularLikelihood(nn.Module):
-    """Gaussian per numeric feature, categorical (softmax) per one-hot feature.
+PIXEL_LIKELIHOODS = ("bernoulli", "gaussian")
 
-    Parameters: the first ``D`` entries are the Gaussian means (numeric columns)
-    and the logits (one-hot columns) in encoded-column order; with
-    ``learn_scale`` one log-variance per numeric feature follows. Without it the
-    variance is fixed (``variance``, on standardised data): 1 gives
+
+class TabularLikelihood(nn.Module):
+    """Gaussian per numeric feature, categorical (softmax) per one-hot feature, and per pixel
+    a Bernoulli (``pixel_likelihood="bernoulli"``) or fixed-variance Gaussian likelihood.
+
+    Parameters: the first ``D`` entries are the Gaussian means (numeric columns),
+    the logits (one-hot columns) and the pixels' logits (Bernoulli) or means (Gaussian)
+    in encoded-column order; with ``learn_scale`` one log-variance per numeric feature
+    follows. Without it the variance is fixed (``variance``, on standardised data): 1 gives
     -(x - mu)^2 / 2 + const (VAEAC's sigma = 1), 1/2 gives -(x - mu)^2 + const,
-    the negated squared-error reconstruction loss of the VSAE paper.
+    the negated squared-error reconstruction loss of the VSAE paper. Gaussian pixels take
+    the same fixed variance. A pixel's point prediction and its draw are both its expected
+    intensity: the Bernoulli scores intensities in [0, 1], it does not binarise images.
     """
 
-    def __init__(self, schema: FeatureSchema, learn_scale: bool = False, variance: float = 1.0) -> None:
+    def __init__(
+        self, schema: FeatureSchema, learn_scale: bool = False, variance: float = 1.0, pixel_likelihood: str = "bernoulli"
+    ) -> None:
         super().__init__()
         if variance <= 0:
             raise ValueError(f"the Gaussian variance must be positive, got {variance}")
+        if pixel_likelihood not in PIXEL_LIKELIHOODS:
+            raise ValueError(f"pixel_likelihood must be one of {PIXEL_LIKELIHOODS}, got {pixel_likelihood!r}")
         self.layout = SchemaLayout(schema)
+        self.bernoulli_pixels = pixel_likelihood == "bernoulli"
         self.learn_scale, self.fixed_logvar = learn_scale, math.log(variance)
         self.encoded_dim = schema.encoded_dim
         self.n_numeric = int(self.layout.numeric_cols.numel())
@@ -73,18 +86,39 @@ class TabularLikelihood(nn.Module):
             log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
             target = self.layout.blocks(x)  # (..., C, K_max) one-hot, 0 on padding
             out = out.index_copy(-1, self.layout.block_features, (target * log_p).sum(-1))
-        return out
+        return self._pixel_log_prob(params, x, out)
+
+    def _pixel_log_prob(self, params: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` ``(..., d)`` with the pixels' log-likelihoods written in."""
+        if not self.layout.has_pixels:
+            return out
+        raw = take_columns(params, self.layout.pixel_cols)  # (..., P) logits or means
+        target = take_columns(x, self.layout.pixel_cols)  # (..., P) intensities in [0, 1]
+        if self.bernoulli_pixels:
+            log_p = bernoulli_log_prob(raw, target)
+        else:
+            log_p = gaussian_log_prob(target, raw, torch.full_like(raw, self.fixed_logvar))
+        return out.index_copy(-1, self.layout.pixel_features, log_p)
+
+    def _pixel_intensities(self, params: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` ``(..., D)`` with each pixel's expected intensity (sigmoid of a Bernoulli logit)."""
+        if not (self.layout.has_pixels and self.bernoulli_pixels):
+            return out
+        logits = take_columns(params, self.layout.pixel_cols)  # (..., P)
+        return out.index_copy(-1, self.layout.pixel_cols, torch.sigmoid(logits))
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        """Expected value in the encoded space: Gaussian means, category probabilities. ``(..., D)``."""
+        """Expected value in the encoded space: Gaussian means, category probabilities, pixel
+        intensities. ``(..., D)``."""
         out = params[..., : self.encoded_dim]
         if self.layout.has_blocks:
             out = self.layout.scatter_blocks(self._log_softmax_blocks(params).exp(), out)
-        return out
+        return self._pixel_intensities(params, out)
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
-        """Most likely value: Gaussian means, one-hot of the most likely category. ``(..., D)``."""
-        return self.layout.argmax_one_hot(params[..., : self.encoded_dim])
+        """Most likely value: Gaussian means, one-hot of the most likely category, pixel
+        intensities. ``(..., D)``."""
+        return self._pixel_intensities(params, self.layout.argmax_one_hot(params[..., : self.encoded_dim]))
 
     def _sample_blocks(self, params: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out`` with each one-hot block replaced by a category drawn by the Gumbel-max trick."""
@@ -102,7 +136,7 @@ class TabularLikelihood(nn.Module):
             mu, logvar = self._numeric(params)
             draw = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
             out = out.index_copy(-1, self.layout.numeric_cols, draw)
-        return self._sample_blocks(params, out)
+        return self._pixel_intensities(params, self._sample_blocks(params, out))
 
 
 class StudentTLikelihood(TabularLikelihood):
@@ -117,8 +151,10 @@ class StudentTLikelihood(TabularLikelihood):
     scale and one raw degrees-of-freedom per numeric feature.
     """
 
-    def __init__(self, schema: FeatureSchema, min_scale: float = 1e-3, min_df: float = 3.0) -> None:
-        super().__init__(schema)
+    def __init__(
+        self, schema: FeatureSchema, min_scale: float = 1e-3, min_df: float = 3.0, pixel_likelihood: str = "bernoulli"
+    ) -> None:
+        super().__init__(schema, pixel_likelihood=pixel_likelihood)
         if min_scale <= 0 or min_df <= 0:
             raise ValueError(f"min_scale and min_df must be positive, got {min_scale}, {min_df}")
         self.min_scale, self.min_df = min_scale, min_df
@@ -148,7 +184,7 @@ class StudentTLikelihood(TabularLikelihood):
         if self.layout.has_blocks:
             log_p = self._log_softmax_blocks(params)  # (..., C, K_max)
             out = out.index_copy(-1, self.layout.block_features, (self.layout.blocks(x) * log_p).sum(-1))
-        return out
+        return self._pixel_log_prob(params, x, out)
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         """One draw per row in the encoded space ``(..., D)`` (categories by the Gumbel-max trick)."""
@@ -157,4 +193,4 @@ class StudentTLikelihood(TabularLikelihood):
             loc, scale, df = self.student_params(params)
             draw = torch.distributions.StudentT(df, loc, scale).sample()  # (..., N)
             out = out.index_copy(-1, self.layout.numeric_cols, draw)
-        return self._sample_blocks(params, out)
+        return self._pixel_intensities(params, self._sample_blocks(params, out))

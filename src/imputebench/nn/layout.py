@@ -37,21 +37,33 @@ class SchemaLayout(nn.Module):
     """Index buffers of a schema; they follow the module across devices.
 
     ``numeric_cols`` / ``numeric_features``: encoded column and feature index of each numeric feature.
+    ``pixel_cols`` / ``pixel_features``: the same for pixels (intensities in [0, 1], their own likelihood).
     ``block_index`` ``(C, K_max)``: encoded columns of each one-hot feature, padded with column 0;
     ``block_valid`` ``(C, K_max)``: False on padding. ``column_feature`` ``(D,)``: owning feature.
     ``feature_index`` ``(d, W_max)`` / ``feature_valid``: every feature's columns, padded likewise.
+    Modalities (:attr:`FeatureSchema.modality_groups`; a table's features are its modalities):
+    ``feature_modality`` ``(d,)``, ``modality_first_col`` ``(M,)``; a modality is one numeric or
+    categorical feature, or an image of pixels.
     """
 
     def __init__(self, schema: FeatureSchema) -> None:
         super().__init__()
         self.schema = schema
         self.n_features, self.encoded_dim = len(schema), schema.encoded_dim
-        numeric = [j for j, f in enumerate(schema.features) if f.width == 1]
+        numeric = [j for j, f in enumerate(schema.features) if f.width == 1 and not f.is_pixel]
+        pixels = [j for j, f in enumerate(schema.features) if f.is_pixel]
         blocks = [j for j, f in enumerate(schema.features) if f.width > 1]
+        for name, members in schema.modality_groups:
+            if len(members) > 1 and not all(schema.features[j].is_pixel for j in members):
+                raise ValueError(f"modality {name!r}: a modality is one feature or an image of pixels")
         self.max_width = max(schema.widths)
         self.register_buffer("numeric_features", torch.tensor(numeric, dtype=torch.long), persistent=False)
         self.register_buffer(
             "numeric_cols", torch.tensor([schema.offsets[j] for j in numeric], dtype=torch.long), persistent=False
+        )
+        self.register_buffer("pixel_features", torch.tensor(pixels, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "pixel_cols", torch.tensor([schema.offsets[j] for j in pixels], dtype=torch.long), persistent=False
         )
         self.register_buffer("block_features", torch.tensor(blocks, dtype=torch.long), persistent=False)
         index, valid = self._padded(schema, blocks)
@@ -62,6 +74,11 @@ class SchemaLayout(nn.Module):
         self.register_buffer("feature_valid", valid, persistent=False)
         self.register_buffer("column_feature", torch.tensor(schema.column_feature, dtype=torch.long), persistent=False)
         self.register_buffer("offsets", torch.tensor(schema.offsets, dtype=torch.long), persistent=False)
+        self.n_modalities = len(schema.modality_groups)
+        self.features_are_modalities = schema.feature_modality == tuple(range(self.n_features))
+        self.register_buffer("feature_modality", torch.tensor(schema.feature_modality, dtype=torch.long), persistent=False)
+        firsts = [schema.offsets[members[0]] for _, members in schema.modality_groups]
+        self.register_buffer("modality_first_col", torch.tensor(firsts, dtype=torch.long), persistent=False)
 
     @staticmethod
     def _padded(schema: FeatureSchema, features) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +98,22 @@ class SchemaLayout(nn.Module):
     @property
     def has_blocks(self) -> bool:
         return self.block_index.numel() > 0
+
+    @property
+    def has_pixels(self) -> bool:
+        return self.pixel_cols.numel() > 0
+
+    def modality_mask(self, observed: torch.Tensor) -> torch.Tensor:
+        """Encoded-column mask ``(..., D)`` -> modality mask ``(..., M)`` (modalities are observed whole)."""
+        return observed.index_select(-1, self.modality_first_col)
+
+    def per_modality_sum(self, per_feature: torch.Tensor) -> torch.Tensor:
+        """Sum per-feature values ``(..., d)`` within each modality -> ``(..., M)`` (a table, whose
+        features are its modalities, as it is)."""
+        if self.features_are_modalities:
+            return per_feature
+        out = per_feature.new_zeros(*per_feature.shape[:-1], self.n_modalities)
+        return out.index_add_(-1, self.feature_modality, per_feature)
 
     def feature_mask(self, observed: torch.Tensor) -> torch.Tensor:
         """Encoded-column mask ``(..., D)`` -> feature mask ``(..., d)``."""

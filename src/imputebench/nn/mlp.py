@@ -1,4 +1,4 @@
-"""MLP builders, including a grouped MLP that runs one small network per feature in one matmul."""
+"""MLP builders, including a grouped MLP that runs one small network per modality in one matmul."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from imputebench.nn.layout import SchemaLayout
+from imputebench.nn.layout import SchemaLayout, take_columns
 
 
 def _stack(
@@ -96,31 +96,55 @@ def grouped_mlp(
     )
 
 
-class PerFeatureMLP(nn.Module):
-    """One MLP of the :func:`mlp` layout per feature of a schema: ``(b, D) -> (b, d, out)``.
+class PerModalityMLP(nn.Module):
+    """One MLP of the :func:`mlp` layout per modality of a schema: ``(b, D) -> (b, M, out)``.
 
-    A numeric feature's network sees its one column, a one-hot feature's its block padded with
-    zeros to the widest block (:meth:`SchemaLayout.blocks`); each kind is one :func:`grouped_mlp`,
-    so the ``d`` networks cost one batched matmul per layer. VSAE's unimodal encoders
-    q_phi(z_i | x_i) (papers/000 appendix B.2) and MVAE's experts q~(z | x_i) (Wu & Goodman 2018,
-    Fig. 1b).
+    A table's modalities are its features. A numeric feature's network sees its one column, a
+    one-hot feature's its block padded with zeros to the widest block (:meth:`SchemaLayout.blocks`);
+    an image's network sees its pixels, and images with the same number of pixels share one
+    :func:`grouped_mlp` (``image_hidden``; VSAE long version C.1: "3-layer 128-dim MLPs followed by
+    Leaky ReLU", so no batch normalisation by default). Each kind is one grouped MLP, so the ``M``
+    networks cost one batched matmul per layer and kind. VSAE's unimodal encoders q_phi(z_i | x_i)
+    (papers/000 appendix B.2) and MVAE's experts q~(z | x_i) (Wu & Goodman 2018, Fig. 1b).
     """
 
     def __init__(
-        self, layout: SchemaLayout, numeric_hidden: Sequence[int], categorical_hidden: Sequence[int], out_dim: int
+        self,
+        layout: SchemaLayout,
+        numeric_hidden: Sequence[int],
+        categorical_hidden: Sequence[int],
+        out_dim: int,
+        image_hidden: Sequence[int] = (128, 128, 128),
+        image_batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.layout, self.out_dim = layout, out_dim
         n_numeric, (n_blocks, k_max) = layout.numeric_cols.numel(), layout.block_index.shape
         self.numeric = grouped_mlp(n_numeric, 1, numeric_hidden, out_dim) if n_numeric else None
         self.categorical = grouped_mlp(n_blocks, k_max, categorical_hidden, out_dim) if n_blocks else None
+        self.register_buffer("numeric_modalities", layout.feature_modality[layout.numeric_features], persistent=False)
+        self.register_buffer("block_modalities", layout.feature_modality[layout.block_features], persistent=False)
+        schema = layout.schema
+        images: dict[int, list[int]] = {}
+        for m, (_, members) in enumerate(schema.modality_groups):
+            if schema.features[members[0]].is_pixel:
+                images.setdefault(len(members), []).append(m)
+        self.images = nn.ModuleList()
+        for k, (width, modalities) in enumerate(sorted(images.items())):
+            columns = [[schema.offsets[j] for j in schema.modality_groups[m][1]] for m in modalities]
+            self.register_buffer(f"image_columns_{k}", torch.tensor(columns, dtype=torch.long), persistent=False)
+            self.register_buffer(f"image_modalities_{k}", torch.tensor(modalities, dtype=torch.long), persistent=False)
+            self.images.append(grouped_mlp(len(modalities), width, image_hidden, out_dim, batch_norm=image_batch_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.new_empty(x.shape[0], self.layout.n_features, self.out_dim)  # (b, d, out), every feature written
+        out = x.new_empty(x.shape[0], self.layout.n_modalities, self.out_dim)  # (b, M, out), every modality written
         if self.numeric is not None:
             numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
-            out = out.index_copy(1, self.layout.numeric_features, self.numeric(numeric))
+            out = out.index_copy(1, self.numeric_modalities, self.numeric(numeric))
         if self.categorical is not None:
             blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
-            out = out.index_copy(1, self.layout.block_features, self.categorical(blocks))
+            out = out.index_copy(1, self.block_modalities, self.categorical(blocks))
+        for k, network in enumerate(self.images):
+            pixels = take_columns(x, getattr(self, f"image_columns_{k}"))  # (b, G, width)
+            out = out.index_copy(1, getattr(self, f"image_modalities_{k}"), network(pixels))
         return out
