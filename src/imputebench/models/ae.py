@@ -32,7 +32,7 @@ class AEConfig(TrainingConfig):
     # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
     # to mean imputation, measured on yeast.)
     gaussian_variance: float = 0.5
-    latent_per_feature: int = 20  # "same size of latent variables" as VSAE (20 per feature, papers/000 B.2)
+    latent_per_feature: int = 20  # "same size of latent variables" as VSAE (20 per modality, papers/000 B.2)
 
 
 @register_model("ae")
@@ -47,7 +47,7 @@ class AE(ImputerModule):
         cfg = self.cfg
         self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
-        latent = cfg.latent_per_feature * len(schema)
+        latent = cfg.latent_per_feature * self.layout.n_modalities
         self.encoder = mlp(schema.encoded_dim, hidden, latent)
         self.decoder = mlp(latent, hidden, self.likelihood.param_dim)
 

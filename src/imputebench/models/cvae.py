@@ -35,15 +35,15 @@ class CVAEMask(VAE):
     paper = "Sohn et al. 2015; VSAE baseline 'CVAE w/ mask' (papers/000 Table 1)"
 
     def condition_dim(self, schema: FeatureSchema) -> int:
-        return len(schema)
+        return self.layout.n_modalities
 
     def condition(self, observed: torch.Tensor) -> torch.Tensor:
-        return self.layout.feature_mask(observed).float()  # (b, d) m
+        return self.layout.modality_mask(observed).float()  # (b, M) m, per modality (a table's features)
 
 
 @dataclass(frozen=True)
 class CVAEDataConfig(AEConfig):
-    # Probability that a feature of a complete training row is hidden from the prior
+    # Probability that a modality (a table's feature) of a complete training row is hidden from the prior
     # network and the decoder. Not stated in the VSAE paper; 0.5 is the missing ratio
     # of every table it reports.
     train_missing_rate: float = 0.5
@@ -63,8 +63,8 @@ class CVAEData(ImputerModule):
             raise ValueError(f"train_missing_rate must be in (0, 1), got {cfg.train_missing_rate}")
         self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
-        self.latent_dim = cfg.latent_per_feature * len(schema)
-        inputs = schema.encoded_dim + len(schema)  # [x or x_o, m]
+        self.latent_dim = cfg.latent_per_feature * self.layout.n_modalities
+        inputs = schema.encoded_dim + self.layout.n_modalities  # [x or x_o, m]
         self.encoder = mlp(inputs, hidden, 2 * self.latent_dim)  # q(z | x, m)
         self.prior = mlp(inputs, hidden, 2 * self.latent_dim)  # p(z | x_o, m)
         self.decoder = mlp(self.latent_dim + inputs, hidden, self.likelihood.param_dim)  # p(x | z, x_o, m)
@@ -76,19 +76,19 @@ class CVAEData(ImputerModule):
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x * observed  # the filled input: a hidden value never reaches a network
-        present = self.layout.feature_mask(observed)  # (b, d) entries with a known value
+        present = self.layout.modality_mask(observed)  # (b, M) modalities with a known value
         keep = torch.rand(present.shape, device=x.device) >= self.cfg.train_missing_rate
-        m = (present & keep).float()  # (b, d) the conditioning mask
-        cond = torch.cat([x * self.layout.expand(m), m], -1)  # [x_o, m]
+        m = (present & keep).float()  # (b, M) the conditioning mask
+        cond = torch.cat([x * self.layout.expand_modalities(m), m], -1)  # [x_o, m]
         mu_q, lv_q = self._gaussian(self.encoder, torch.cat([x, present.float()], -1))
         mu_p, lv_p = self._gaussian(self.prior, cond)
         params = self.decoder(torch.cat([reparameterize(mu_q, lv_q), cond], -1))
-        rec = masked_log_lik(self.likelihood.log_prob(params, x), present)  # (b,)
+        rec = masked_log_lik(self.layout.per_modality_sum(self.likelihood.log_prob(params, x)), present)  # (b,)
         kl = gaussian_kl_between(mu_q, lv_q, mu_p, lv_p).sum(-1)  # (b,)
         return {"loss": (kl - rec).mean(), "rec": -rec.mean(), "kl": kl.mean()}
 
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        m = self.layout.feature_mask(observed).float()
+        m = self.layout.modality_mask(observed).float()  # (b, M)
         cond = torch.cat([x * observed, m], -1)
         mu_p, lv_p = self._gaussian(self.prior, cond)
         return self.likelihood.mode(self.decoder(torch.cat([reparameterize(mu_p, lv_p), cond], -1)))

@@ -30,7 +30,7 @@ class VAE(ImputerModule):
         cfg = self.cfg
         self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         hidden = [cfg.hidden_width] * cfg.hidden_layers
-        self.latent_dim = cfg.latent_per_feature * len(schema)
+        self.latent_dim = cfg.latent_per_feature * self.layout.n_modalities
         self.encoder = mlp(schema.encoded_dim + self.condition_dim(schema), hidden, 2 * self.latent_dim)
         self.decoder = mlp(self.latent_dim + self.condition_dim(schema), hidden, self.likelihood.param_dim)
 

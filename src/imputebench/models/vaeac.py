@@ -4,7 +4,9 @@ The paper writes ``b`` for the mask of UNOBSERVED features (b_i = 1: x_i is to b
 generated, b_i = 0: x_i is conditioned on); the project's ``observed`` is True for
 observed entries. The conversion happens in :meth:`VAEAC.loss`, :meth:`VAEAC.iwae`
 and :meth:`VAEAC.impute_batch`; every tensor named ``unobserved`` below is the
-paper's ``b`` per feature ``(B, d)``.
+paper's ``b`` per modality ``(B, M)``: per feature for a table, whose features are its
+modalities; per image or label for the multimodal sets, whose missingness is per modality,
+so the training masks b hide whole modalities as the test masks do.
 
 * Prior network p_psi(z | x_{1-b}, b), proposal network q_phi(z | x, b) and
   generative network p_theta(x_b | z, x_{1-b}, b) (section 4.2), all diagonal
@@ -182,7 +184,7 @@ class VAEAC(ImputerModule):
             raise ValueError(f"unobserved_rate must be in [0, 1], got {cfg.unobserved_rate}")
         if cfg.depth < 0 or cfg.validation_iwae_samples < 1 or cfg.min_sigma <= 0:
             raise ValueError("depth must be >= 0, validation_iwae_samples >= 1 and min_sigma > 0")
-        D, d = schema.encoded_dim, len(schema)
+        D, d = schema.encoded_dim, self.layout.n_modalities  # b is per modality (a table's features)
         self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
         self.prior_net = ResidualTrunk(D + d, cfg.width, cfg.depth, 2 * cfg.latent_dim)  # [x_{1-b}, b]
         self.proposal_net = ResidualTrunk(D + 2 * d, cfg.width, cfg.depth, 2 * cfg.latent_dim)  # [x, missing, b]
@@ -199,8 +201,8 @@ class VAEAC(ImputerModule):
         self, x: torch.Tensor, unobserved: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """p_psi(z | x_{1-b}, b) on zero-filled ``x`` ``(B, D)``: ``(mu, logvar, skips, u)``."""
-        b = unobserved.float()  # (B, d)
-        u = torch.cat([x * self.layout.expand(1.0 - b), b], -1)  # (B, D + d): x_{1-b} = x o (1 - b), 4.2
+        b = unobserved.float()  # (B, M)
+        u = torch.cat([x * self.layout.expand_modalities(1.0 - b), b], -1)  # (B, D + M): x_{1-b} = x o (1 - b), 4.2
         params, skips = self.prior_net(u)
         return (*self._gaussian(params), skips, u)
 
@@ -213,22 +215,22 @@ class VAEAC(ImputerModule):
 
     # --- objective ------------------------------------------------------------------------------
     def terms(self, x: torch.Tensor, observed: torch.Tensor, unobserved: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-row parts of the bound for a given b ``(B, d)``: ``rec`` (eq. 9), ``kl`` (eq. 6), ``reg`` (eq. 8)."""
+        """Per-row parts of the bound for a given b ``(B, M)``: ``rec`` (eq. 9), ``kl`` (eq. 6), ``reg`` (eq. 8)."""
         x = x * observed  # hidden values never reach a network
-        present = self.layout.feature_mask(observed)  # (B, d)
+        present = self.layout.modality_mask(observed)  # (B, M)
         mu_q, lv_q = self.proposal(x, present, unobserved)
         mu_p, lv_p, skips, u = self.prior(x, unobserved)
         params = self.generative_net(reparameterize(mu_q, lv_q), skips, u)  # (B, P)
         scored = unobserved & present  # eq. (9): i with b_i = 1 and x_i != omega
         return {
-            "rec": masked_log_lik(self.likelihood.log_prob(params, x), scored),  # (B,)
+            "rec": masked_log_lik(self.layout.per_modality_sum(self.likelihood.log_prob(params, x)), scored),  # (B,)
             "kl": gaussian_kl_between(mu_q, lv_q, mu_p, lv_p).sum(-1),  # (B,)
             "reg": normal_gamma_log_prior(mu_p, lv_p, self.cfg.sigma_mu, self.cfg.sigma_sigma),  # (B,)
         }
 
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
         # Boundary: the project's observed (True = observed) -> the paper's b (True = unobserved).
-        unobserved = sample_unobserved(self.layout.feature_mask(observed), self.cfg.unobserved_rate)
+        unobserved = sample_unobserved(self.layout.modality_mask(observed), self.cfg.unobserved_rate)
         t = self.terms(x, observed, unobserved)
         bound = t["rec"] - t["kl"] + t["reg"]  # (B,) eq. (6) + eq. (8)
         return {"loss": -bound.mean(), "rec": -t["rec"].mean(), "kl": t["kl"].mean(), "reg": -t["reg"].mean()}
@@ -240,12 +242,13 @@ class VAEAC(ImputerModule):
         the unobserved features that are not missing, as in training.
         """
         x = x * observed
-        present = self.layout.feature_mask(observed)
+        present = self.layout.modality_mask(observed)
         mu_q, lv_q = self.proposal(x, present, unobserved)  # (B, k_z)
         mu_p, lv_p, skips, u = self.prior(x, unobserved)
         z = mu_q + torch.exp(0.5 * lv_q) * torch.randn(k, *mu_q.shape, device=x.device)  # (K, B, k_z)
         params = self.generative_net(z, skips, u)  # (K, B, P)
-        rec = masked_log_lik(self.likelihood.log_prob(params, x.expand(k, -1, -1)), unobserved & present)  # (K, B)
+        log_lik = self.layout.per_modality_sum(self.likelihood.log_prob(params, x.expand(k, -1, -1)))  # (K, B, M)
+        rec = masked_log_lik(log_lik, unobserved & present)  # (K, B)
         log_p = gaussian_log_prob(z, mu_p, lv_p).sum(-1)  # (K, B)
         log_q = gaussian_log_prob(z, mu_q, lv_q).sum(-1)  # (K, B)
         return iwae_bound(rec + log_p - log_q)
@@ -265,7 +268,7 @@ class VAEAC(ImputerModule):
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed + 2 + batch_idx)
-            unobserved = sample_unobserved(self.layout.feature_mask(observed), self.cfg.unobserved_rate)
+            unobserved = sample_unobserved(self.layout.modality_mask(observed), self.cfg.unobserved_rate)
             rows = max(1, self.cfg.eval_rows // k)  # rows x samples per forward pass
             for xs, os, bs in zip(x.split(rows), observed.split(rows), unobserved.split(rows)):
                 self._val_sum = self._val_sum - self.iwae(xs, os, bs, k).sum()
@@ -279,7 +282,7 @@ class VAEAC(ImputerModule):
     # --- imputation -------------------------------------------------------------------------------
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         # Boundary: every missing feature is unobserved (b = 1), every observed one conditioned on (b = 0).
-        unobserved = ~self.layout.feature_mask(observed)
+        unobserved = ~self.layout.modality_mask(observed)
         mu_p, lv_p, skips, u = self.prior(x * observed, unobserved)
         return self.likelihood.mode(self.generative_net(reparameterize(mu_p, lv_p), skips, u))
 

@@ -77,6 +77,7 @@ class SchemaLayout(nn.Module):
         self.n_modalities = len(schema.modality_groups)
         self.features_are_modalities = schema.feature_modality == tuple(range(self.n_features))
         self.register_buffer("feature_modality", torch.tensor(schema.feature_modality, dtype=torch.long), persistent=False)
+        self.register_buffer("column_modality", self.feature_modality[self.column_feature], persistent=False)
         firsts = [schema.offsets[members[0]] for _, members in schema.modality_groups]
         self.register_buffer("modality_first_col", torch.tensor(firsts, dtype=torch.long), persistent=False)
 
@@ -106,6 +107,10 @@ class SchemaLayout(nn.Module):
     def modality_mask(self, observed: torch.Tensor) -> torch.Tensor:
         """Encoded-column mask ``(..., D)`` -> modality mask ``(..., M)`` (modalities are observed whole)."""
         return observed.index_select(-1, self.modality_first_col)
+
+    def expand_modalities(self, modality_mask: torch.Tensor) -> torch.Tensor:
+        """Modality mask ``(..., M)`` -> encoded-column mask ``(..., D)``."""
+        return modality_mask.index_select(-1, self.column_modality)
 
     def per_modality_sum(self, per_feature: torch.Tensor) -> torch.Tensor:
         """Sum per-feature values ``(..., d)`` within each modality -> ``(..., M)`` (a table, whose
