@@ -113,10 +113,17 @@ def run(
             data.complete_cases().validate()
     except DatasetError as err:
         raise _fail(str(err), 1) from None
+    skip = frozenset(
+        (model, name) for model in model_list for name, data in loaded.items()
+        if data.schema.modalities and get_model(model).not_on_images
+    )
+    for model in sorted({model for model, _ in skip}):
+        names = ", ".join(name for m, name in sorted(skip) if m == model)
+        err_console.print(f"[yellow]skipped[/] {model} on {names}: {get_model(model).not_on_images}", highlight=False)
     try:
         config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides,
                                      max_epochs=max_epochs, patience=patience)
-        trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for)
+        trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for, skip)
     except ValueError as err:
         raise _fail(str(err), 2) from None
     if not trials:

@@ -178,6 +178,7 @@ class MiceImputer(Imputer):
     """
 
     paper = "van Buuren & Groothuis-Oudshoorn 2011 (JSS)"
+    not_on_images = "chained equations fit one regression per pixel (1,568 for MNIST+MNIST) per round: not run on images"
 
     def __init__(
         self,
@@ -352,6 +353,7 @@ class MissForestImputer(Imputer):
     """
 
     paper = "Stekhoven & Bühlmann 2012 (Bioinformatics)"
+    not_on_images = "a random forest per pixel (1,568 for MNIST+MNIST) per iteration: not run on images"
 
     def __init__(self, seed: int = 0, max_iter: int = 10, n_estimators: int = 100, n_jobs: int | None = -1) -> None:
         super().__init__(seed)

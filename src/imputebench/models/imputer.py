@@ -26,6 +26,8 @@ class Imputer(ABC):
     #: trained on the complete training rows (the VSAE tables' "trained with
     #: fully-observed data" rows); the runner gives such models ``train_complete``
     trained_on_complete_data: bool = False
+    #: why the model is not run on image datasets (None: it is); the runner skips such pairs with this reason
+    not_on_images: str | None = None
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -15,6 +15,7 @@ from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
+from imputebench.data.table import CompactTable
 from imputebench.evaluate import score
 from imputebench.models.base import DivergedError
 from imputebench.models.registry import get_model
@@ -69,10 +70,11 @@ def _generation(model: object, data: PreparedData) -> dict[str, float]:
     masks, beside the missing ratio of the training split it learnt from."""
     if not getattr(model, "generates_masks", False):
         return {}
-    _, observed = model.generate(GENERATED_MASKS)  # (100, d)
+    _, observed = model.generate(GENERATED_MASKS)  # (100, M) per modality (a table's features)
+    train = data.train.modality_observed if isinstance(data.train, CompactTable) else data.train.observed_features
     return {
         "generated_missing_ratio": float(1.0 - observed.float().mean()),
-        "train_missing_ratio": float(1.0 - data.train.observed_features.float().mean()),
+        "train_missing_ratio": float(1.0 - train.float().mean()),
     }
 
 

@@ -43,15 +43,19 @@ def expand(
     seeds: list[int],
     protocol: str,
     config_for: Callable[[str, str], dict] | None = None,
+    skip: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[Trial]:
     """All trials, ordered so that the models of one data cell run back to back.
 
     ``config_for(model, dataset)`` gives each trial's model configuration
     (see :mod:`imputebench.runner.presets`); it is part of the trial's key.
+    ``skip`` holds (model, dataset) pairs left out (classical baselines on images).
     """
     ratios = [validate_ratio(r) for r in ratios]
-    configs = {(m, d): (config_for(m, d) if config_for else {}) for m in models for d in datasets}
+    pairs = [(m, d) for m in models for d in datasets if (m, d) not in skip]
+    configs = {(m, d): (config_for(m, d) if config_for else {}) for m, d in pairs}
     return [
         Trial(model, dataset, mechanism, ratio, seed, protocol, configs[model, dataset])
         for dataset, mechanism, ratio, seed, model in itertools.product(datasets, mechanisms, ratios, seeds, models)
+        if (model, dataset) not in skip
     ]
