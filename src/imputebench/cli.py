@@ -18,7 +18,8 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
 from imputebench.masks import get_mechanism, validate_ratio
 from imputebench.models.registry import UnknownNameError, get_model, model_names
-from imputebench.runner.execute import run_sweep
+from imputebench.runner.execute import models_dir_for, run_sweep
+from imputebench.runner.pictures import plot_dir_for, plot_store
 from imputebench.runner.presets import config_resolver, read_model_config
 from imputebench.runner.store import ResultStore, StoreError
 from imputebench.runner.trials import expand
@@ -146,7 +147,8 @@ def run(
             progress.update(task, advance=1, description=label)
 
         try:
-            summary = run_sweep(trials, results, data_dir, device, on_trial_end=advance, datasets=loaded)
+            summary = run_sweep(trials, results, data_dir, device, on_trial_end=advance, datasets=loaded,
+                                models_dir=models_dir_for(store))
         except KeyboardInterrupt:
             raise _fail(f"interrupted; every finished trial is stored in {store}, rerun to resume", 130) from None
         board = lb.summarise(results.frame({t.key for t in trials}))
@@ -157,6 +159,31 @@ def run(
     )
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def plot(
+    store: StorePath = DEFAULT_STORE,
+    models: Annotated[str | None, typer.Option(help="Only these models (comma-separated).")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Only these datasets (comma-separated).")] = None,
+    data_dir: DataDir = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the PNG files. Default: beside the store, <store>.plots.")] = None,
+    columns: Annotated[int, typer.Option(help="Test rows per imputation grid and draws per sample.", min=1, max=32)] = 8,
+) -> None:
+    """Imputation grids, multiple imputations and generations (VSAE Figures 4, 7, 5) of a store's image trials."""
+    if not store.exists():
+        raise _fail(f"no results store at {store}; run `imputebench run` on an image dataset first", 1)
+    output = output or plot_dir_for(store)
+    try:
+        with ResultStore(store) as results:
+            frame = results.frame()
+        written = plot_store(frame, store, output, data_dir, _split(models or "") or None, _split(datasets or "") or None, columns)
+    except (StoreError, DatasetError, UnknownNameError, ValueError) as err:
+        raise _fail(str(err), 1) from None
+    if not written:
+        raise _fail(f"no trained image model in {store}: pictures need a deep model run on an image dataset", 1)
+    for path in written:
+        typer.echo(str(path))
 
 
 @app.command()

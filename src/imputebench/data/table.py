@@ -82,6 +82,10 @@ class MaskedTable(_Rows):
         moved = (None if t is None else t.to(device) for t in (self.feature_mean, self.feature_std))
         return MaskedTable(self.x.to(device), self.observed.to(device), self.schema, *moved)
 
+    def subset(self, index: RowIndex) -> MaskedTable:
+        """The table of some rows."""
+        return MaskedTable(self.x[index], self.observed[index], self.schema, self.feature_mean, self.feature_std)
+
 
 @dataclass(frozen=True)
 class CompactTable(_Rows):
@@ -141,6 +145,13 @@ class CompactTable(_Rows):
     def feature_values(self) -> torch.Tensor:
         values = self.schema.collapse(self.x)
         return values.masked_fill(~self.observed_features, float("nan"))
+
+    def subset(self, index: RowIndex) -> CompactTable:
+        """The table of some rows."""
+        return CompactTable(
+            self.codes[index], self.modality_observed[index], self.column_modality, self.scale, self.schema,
+            self.feature_mean, self.feature_std,
+        )
 
     def to(self, device: torch.device | str) -> CompactTable:
         moved = (None if t is None else t.to(device) for t in (self.feature_mean, self.feature_std))

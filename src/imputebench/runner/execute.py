@@ -78,8 +78,24 @@ def _generation(model: object, data: PreparedData) -> dict[str, float]:
     }
 
 
-def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
-    """Fit, impute and score one trial; any exception becomes a ``failed`` row."""
+def models_dir_for(store: Path) -> Path:
+    """Where a store keeps the trained weights of its image trials: ``results/x.sqlite`` -> ``results/x.models``."""
+    return Path(store).with_suffix(".models")
+
+
+def save_weights(model: torch.nn.Module, trial: Trial, models_dir: Path) -> Path:
+    """The model's (best epoch's) weights as ``<models_dir>/<trial key>.pt``, written atomically."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{trial.key}.pt"
+    partial = path.with_suffix(".pt.partial")
+    torch.save(model.state_dict(), partial)
+    partial.replace(path)
+    return path
+
+
+def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None) -> ResultRow:
+    """Fit, impute and score one trial; any exception becomes a ``failed`` row. The weights of a deep
+    model trained on an image dataset are kept in ``models_dir`` for ``imputebench plot``."""
     hw = hardware(cache.device)
     try:
         data = cache.prepared(trial)
@@ -100,6 +116,8 @@ def run_trial(trial: Trial, cache: DataCache) -> ResultRow:
         if not torch.isfinite(imputed).all():
             return _row(trial, "diverged", "imputations contain NaN or inf", **common)
         metrics = {**score(data, imputed), **model.training_summary(), **_generation(model, data)}
+        if models_dir is not None and data.dataset.schema.modalities and isinstance(model, torch.nn.Module):
+            save_weights(model, trial, models_dir)
         return _row(trial, "ok", None, metrics=metrics, **common)
     except Exception as err:  # noqa: BLE001 - one trial's failure must not end the sweep
         return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
@@ -120,10 +138,12 @@ def run_sweep(
     device: str = "cpu",
     on_trial_end: Callable[[Trial, ResultRow], None] | None = None,
     datasets: Mapping[str, Dataset] | None = None,
+    models_dir: Path | None = None,
 ) -> SweepSummary:
     """Run every trial not yet stored with status ``ok``; each row is committed when it ends.
 
     ``datasets`` may hold datasets already loaded (by name); others are read from ``data_dir``.
+    ``models_dir`` receives the weights of deep models trained on image datasets.
     """
     trials = list(trials)
     done = store.finished_keys()
@@ -131,7 +151,7 @@ def run_sweep(
     summary = SweepSummary(total=len(trials), skipped=len(trials) - len(pending))
     cache = DataCache(data_dir, device, datasets)
     for trial in pending:
-        row = run_trial(trial, cache)
+        row = run_trial(trial, cache, models_dir)
         store.write(row)
         if row.status == "ok":
             summary.ok += 1
