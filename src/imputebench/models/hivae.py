@@ -85,9 +85,13 @@ class HIVAE(ImputerModule):
         return super().fit(train, val)
 
     def likelihood_kinds(self, schema: FeatureSchema) -> tuple[str, ...]:
-        """Each feature's HI-VAE likelihood: its declared kind, or real for positive/count without raw values."""
+        """Each feature's HI-VAE likelihood: its declared kind, or real for positive/count without raw values
+        (and for pixels under ``pixel_likelihood="gaussian"``)."""
         raw = self.raw_affine is not None
-        return tuple(f.kind if raw or f.kind not in ("positive", "count") else "real" for f in schema.features)
+        as_real = {"pixel"} if self.cfg.pixel_likelihood == "gaussian" else set()
+        if not raw:
+            as_real |= {"positive", "count"}
+        return tuple("real" if f.kind in as_real else f.kind for f in schema.features)
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg

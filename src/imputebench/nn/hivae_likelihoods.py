@@ -4,7 +4,9 @@ Each feature ``d`` has its own likelihood p(x_d | gamma_d) whose parameters are
 functions of ``[y_d, s]`` (the feature's slice of the shared ``y`` and the
 mixture component ``s``): real (Gaussian), positive real (log-normal on
 ``log(1 + x)``), count (Poisson), categorical (softmax) and ordinal
-(cumulative link). Where the paper leaves a detail open we follow the authors'
+(cumulative link); and for image sets, which the paper does not treat, a pixel
+kind: a Bernoulli likelihood of the intensity in [0, 1] with its logit from
+``[y_d, s]``, as the other models here score pixels. Where the paper leaves a detail open we follow the authors'
 code (github.com/probabilistic-learning/HI-VAE, ``VAE_functions.py`` and
 ``loglik_models_missing_normalize.py``): one bias-free linear map per feature,
 the mean/logits/rate from ``[y_d, s]`` and the variance/thresholds from ``s``
@@ -13,7 +15,7 @@ batch normalisation of numeric inputs on observed entries with de-normalised
 likelihood parameters (paper eq. 11-12).
 
 Features of one kind are handled together through gather index buffers (one
-grouped matmul per kind); the only Python loop runs over the <= 5 kinds.
+grouped matmul per kind); the only Python loop runs over the <= 6 kinds.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from imputebench.nn.elbo import gaussian_log_prob
+from imputebench.nn.heads import bernoulli_log_prob
 from imputebench.nn.layout import SchemaLayout, masked_log_softmax
 from imputebench.schema import FeatureSchema
 
 #: HI-VAE's likelihood kinds; positive/count need the raw (untransformed) values.
-HIVAE_KINDS: tuple[str, ...] = ("real", "positive", "count", "categorical", "ordinal")
+HIVAE_KINDS: tuple[str, ...] = ("real", "positive", "count", "categorical", "ordinal", "pixel")
 NUMERIC = ("real", "positive", "count")
+COLUMNS = (*NUMERIC, "pixel")  # kinds of one encoded column per feature
 BLOCKS = ("categorical", "ordinal")
 VAR_FLOOR = 1e-3  # authors' epsilon for (de-normalised) variances
 INPUT_VAR_FLOOR = 1e-6  # authors' clip of the batch variance used to normalise the input
@@ -125,7 +129,7 @@ class HeterogeneousLikelihood(nn.Module):
             features = [j for j, k in enumerate(kinds) if k == kind]
             self.register_buffer(f"{kind}_features", torch.tensor(features), persistent=False)
             g = len(features)
-            if kind in NUMERIC:
+            if kind in COLUMNS:
                 self.register_buffer(f"{kind}_cols", torch.tensor([schema.offsets[j] for j in features]), persistent=False)
             else:
                 index, valid = SchemaLayout._padded(schema, features)  # (G, K_max)
@@ -134,8 +138,8 @@ class HeterogeneousLikelihood(nn.Module):
             width = getattr(self, f"{kind}_index").shape[1] if kind in BLOCKS else 1
             if kind in ("real", "positive"):
                 self.heads[kind] = nn.ModuleList([GroupedMap(g, ys, 1), GroupedMap(g, s_dim, 1)])  # mean, variance
-            elif kind == "count":
-                self.heads[kind] = nn.ModuleList([GroupedMap(g, ys, 1)])  # rate
+            elif kind in ("count", "pixel"):
+                self.heads[kind] = nn.ModuleList([GroupedMap(g, ys, 1)])  # rate / logit
             elif kind == "categorical":
                 self.heads[kind] = nn.ModuleList([GroupedMap(g, ys, width - 1)])  # logits 1..K-1 (logit 0 is 0)
             else:
@@ -189,8 +193,8 @@ class HeterogeneousLikelihood(nn.Module):
             heads = self.heads[kind]
             if kind in ("real", "positive"):
                 out[kind] = [heads[0](ys).squeeze(-1), heads[1](s_g).squeeze(-1)]  # mean (b, G), variance (b, G)
-            elif kind == "count":
-                out[kind] = [heads[0](ys).squeeze(-1)]  # rate (b, G)
+            elif kind in ("count", "pixel"):
+                out[kind] = [heads[0](ys).squeeze(-1)]  # rate / logit (b, G)
             elif kind == "categorical":
                 out[kind] = [heads[0](ys)]  # logits 1..K-1 (b, G, K_max - 1)
             else:
@@ -217,7 +221,9 @@ class HeterogeneousLikelihood(nn.Module):
         out = x.new_zeros(x.shape[0], self.n_features)
         for kind in self.kinds:
             features = getattr(self, f"{kind}_features")
-            if kind in NUMERIC:
+            if kind == "pixel":
+                log_p = bernoulli_log_prob(params[kind][0], x[:, self.pixel_cols])  # (b, G)
+            elif kind in NUMERIC:
                 v = self._values(kind, x, feature_mask[:, features])  # (b, G)
                 if kind == "count":
                     log_p = poisson_log_prob(v, F.softplus(params[kind][0]).clamp_min(PROB_FLOOR))
@@ -236,7 +242,9 @@ class HeterogeneousLikelihood(nn.Module):
         b = first.shape[0]
         out = first.new_zeros(b, self.encoded_dim)
         for kind in self.kinds:
-            if kind in NUMERIC:
+            if kind == "pixel":
+                out = out.index_copy(-1, self.pixel_cols, torch.sigmoid(params[kind][0]))  # expected intensity
+            elif kind in NUMERIC:
                 if kind == "count":
                     mean = F.softplus(params[kind][0]).clamp_min(PROB_FLOOR)  # E[x] = rate
                 else:
