@@ -1,0 +1,75 @@
+"""Every model that runs on images does so on the offline image set (digits_pairs): shapes, observed
+modalities untouched, imputations in the pixels' range, seeded, and hidden modalities never read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imputebench.data.prepare import prepare
+from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import load_dataset
+from imputebench.data.table import CompactTable
+from imputebench.evaluate import score
+from imputebench.models.base import ImputerModule
+from imputebench.models.registry import get_model, model_names
+
+IMAGE_MODELS = [name for name in model_names() if not get_model(name).not_on_images]
+DEEP = [name for name in IMAGE_MODELS if issubclass(get_model(name), ImputerModule)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare(load_dataset("digits_pairs"), get_protocol("vsae"), "mcar", 0.5, seed=0)
+
+
+def fitted(name: str, data, seed: int = 0):
+    options = dict(max_epochs=2, n_imputations=2) if name in DEEP else {}
+    if name == "miwae":
+        options.update(n_importance_impute=5, n_importance_validation=5)
+    model = get_model(name)(seed=seed, **options)
+    train = data.train_complete if model.trained_on_complete_data else data.train
+    return model.fit(train, data.validation)
+
+
+def test_only_the_per_pixel_regressions_are_kept_off_images():
+    assert sorted(set(model_names()) - set(IMAGE_MODELS)) == ["mice", "missforest"]
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_model_imputes_images_within_range_and_keeps_observed_modalities(name, digits):
+    imputed = fitted(name, digits).impute(digits.test)
+    x, observed = digits.test.rows(slice(None))
+    assert imputed.shape == x.shape and torch.isfinite(imputed).all()
+    assert torch.equal(imputed[observed], x[observed])
+    hidden = imputed[~observed]
+    assert hidden.min() >= -1e-6 and hidden.max() <= 1 + 1e-6, "pixel intensities lie in [0, 1]"
+    metrics = score(digits, imputed)
+    assert set(metrics) >= {"mse_digit_a", "mse_digit_b", "mse"} and metrics["mse"] < 0.5
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_hidden_modalities_cannot_leak(name, digits):
+    """Same seed, same observed modalities, different hidden images: the same imputations."""
+    test = digits.test
+    scrambled_codes = test.codes.clone()
+    hidden_cols = ~test.observed
+    scrambled_codes[hidden_cols] = torch.randint(0, 17, (int(hidden_cols.sum()),), dtype=torch.uint8)
+    scrambled = CompactTable(scrambled_codes, test.modality_observed, test.column_modality, test.scale, test.schema,
+                             test.feature_mean, test.feature_std)
+    model = fitted(name, digits)
+    assert torch.equal(model.impute(test), model.impute(scrambled))
+
+
+@pytest.mark.parametrize("name", ["vsae", "mvae"])
+def test_image_models_are_seeded(name, digits):
+    first, second = fitted(name, digits, seed=3), fitted(name, digits, seed=3)
+    assert torch.equal(first.impute(digits.test), second.impute(digits.test))
+
+
+def test_rows_with_every_modality_hidden_are_imputed_like_the_others(digits):
+    lost = ~digits.test.modality_observed.any(1)
+    assert lost.any()
+    imputed = fitted("vae", digits).impute(digits.test)[lost]
+    assert torch.isfinite(imputed).all() and np.isfinite(score(digits, fitted("mean", digits).impute(digits.test))["mse"])
