@@ -233,7 +233,7 @@ def test_registry_files_match_the_mirror(mirror_dir):
 # --- names and aliases ------------------------------------------------------------------------------------------
 def test_aliases_expand_and_deduplicate():
     assert resolve_datasets("uci") == ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"]
-    assert resolve_datasets("iris, embedded,iris") == ["iris", "wine", "breast_cancer", "diabetes", "digits"]
+    assert resolve_datasets("iris, embedded,iris") == ["iris", "wine", "breast_cancer", "diabetes", "digits", "digits_pairs"]
     assert resolve_datasets(["zoo", "yeast,zoo", "UCI"])[:3] == ["zoo", "yeast", "glass"]
     assert all(name in dataset_names() for names in ALIASES.values() for name in names)
     assert not set(ALIASES) & set(dataset_names())
@@ -251,7 +251,7 @@ def test_unknown_names_list_the_known_ones(names):
     with pytest.raises(UnknownNameError) as info:
         resolve_datasets(names)
     message = str(info.value)
-    assert "unknown dataset" in message and "yeast" in message and "aliases: uci, embedded" in message
+    assert "unknown dataset" in message and "yeast" in message and "aliases: uci, embedded, bimodal" in message
 
 
 def test_load_unknown_dataset():

@@ -28,7 +28,7 @@ from imputebench.data.dataset import Dataset
 from imputebench.data.download import RemoteFile
 from imputebench.data.images import read_idx_pair, read_svhn
 from imputebench.data.pairing import pair_by_class, pair_within
-from imputebench.data.sources import DatasetSpec, register
+from imputebench.data.sources import SKLEARN, DatasetSpec, register
 from imputebench.schema import Feature, FeatureSchema
 
 PAIRING_SEED = 20180528  # fixed: the pairs are part of the dataset, not of a trial
@@ -180,7 +180,7 @@ register(DatasetSpec(
     rows=70000,
 ))
 register(DatasetSpec(
-    "digits_pairs", "scikit-learn (bundled)", "CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)", (),
+    "digits_pairs", SKLEARN, "CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)", (),
     load_digits_pairs,
     "The MNIST+MNIST pairing (digit d beside 9 - d, each image at most once) of scikit-learn's 8x8 digits "
     "(intensities 0..16): offline, in the embedded default.",

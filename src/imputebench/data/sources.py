@@ -2,7 +2,10 @@
 
 Names. The scikit-learn bundled tables (no download) are ``iris``, ``wine``,
 ``breast_cancer`` (Wisconsin diagnostic, = UCI ``wdbc``), ``diabetes`` and
-``digits`` (alias ``embedded``). The raw UCI files, read from the cache or
+``digits``, and ``digits_pairs`` (the MNIST+MNIST pairing of ``digits``; alias
+``embedded`` names all six). The image sets (``mnist_mnist``, ``mnist_svhn``,
+``mnist_label``, ``fashion_label``; alias ``bimodal``) are registered by
+:mod:`imputebench.data.multimodal`. The raw UCI files, read from the cache or
 mirror layout ``<data_dir>/<folder>/<filename>`` (see ``shared/datasets/MANIFEST.md``),
 are ``yeast``, ``glass``, ``zoo``, ``mushroom``, ``phishing`` (Phishing
 Websites, 11,055 rows), ``website_phishing`` (Website Phishing, 1,353 rows),
@@ -65,7 +68,7 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 
 ALIASES: dict[str, list[str]] = {
     "uci": ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"],
-    "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits"],
+    "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits", "digits_pairs"],
     "bimodal": ["mnist_mnist", "mnist_svhn", "mnist_label", "fashion_label"],
 }
 
