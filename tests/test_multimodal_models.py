@@ -45,6 +45,7 @@ def test_model_imputes_images_within_range_and_keeps_observed_modalities(name, d
     assert torch.equal(imputed[observed], x[observed])
     hidden = imputed[~observed]
     assert hidden.min() >= -1e-6 and hidden.max() <= 1 + 1e-6, "pixel intensities lie in [0, 1]"
+    assert 0.05 < float(hidden.mean()) < 0.95, "hidden pixels are imputed, not left at the zero fill"
     metrics = score(digits, imputed)
     assert set(metrics) >= {"mse_digit_a", "mse_digit_b", "mse"} and metrics["mse"] < 0.5
 

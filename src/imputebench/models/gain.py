@@ -151,7 +151,7 @@ class GAIN(ImputerModule):
         # One-hot columns are already in [0, 1]; category codes are scaled like numbers (authors).
         scaled = torch.ones(width, dtype=torch.bool)
         if one_hot:
-            scaled = torch.zeros(width, dtype=torch.bool).index_fill(0, self.layout.numeric_cols, True)
+            scaled = torch.zeros(width, dtype=torch.bool).index_fill(0, self.layout.scalar_cols, True)
         self.register_buffer("scaled_columns", scaled, persistent=False)
         # eq. (12): 1 / K on the columns of a K-category block
         widths = torch.tensor(schema.widths, dtype=torch.float32)[self.layout.column_feature]  # (D,)
@@ -202,7 +202,7 @@ class GAIN(ImputerModule):
             return self.layout.argmax_one_hot(values)
         layout = self.layout
         out = values.new_zeros(values.shape[0], layout.encoded_dim)  # (b, D)
-        out = out.index_copy(1, layout.numeric_cols, values.index_select(1, layout.numeric_features))
+        out = out.index_copy(1, layout.scalar_cols, values.index_select(1, layout.scalar_features))
         if not layout.has_blocks:
             return out
         top = (layout.block_valid.sum(-1) - 1).to(values.dtype)  # (C,) largest code per block

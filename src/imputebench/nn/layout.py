@@ -37,7 +37,8 @@ class SchemaLayout(nn.Module):
     """Index buffers of a schema; they follow the module across devices.
 
     ``numeric_cols`` / ``numeric_features``: encoded column and feature index of each numeric feature.
-    ``pixel_cols`` / ``pixel_features``: the same for pixels (intensities in [0, 1], their own likelihood).
+    ``pixel_cols`` / ``pixel_features``: the same for pixels (intensities in [0, 1], their own likelihood);
+    ``scalar_cols`` / ``scalar_features``: every one-column feature, numeric or pixel.
     ``block_index`` ``(C, K_max)``: encoded columns of each one-hot feature, padded with column 0;
     ``block_valid`` ``(C, K_max)``: False on padding. ``column_feature`` ``(D,)``: owning feature.
     ``feature_index`` ``(d, W_max)`` / ``feature_valid``: every feature's columns, padded likewise.
@@ -64,6 +65,11 @@ class SchemaLayout(nn.Module):
         self.register_buffer("pixel_features", torch.tensor(pixels, dtype=torch.long), persistent=False)
         self.register_buffer(
             "pixel_cols", torch.tensor([schema.offsets[j] for j in pixels], dtype=torch.long), persistent=False
+        )
+        scalars = sorted(numeric + pixels)
+        self.register_buffer("scalar_features", torch.tensor(scalars, dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "scalar_cols", torch.tensor([schema.offsets[j] for j in scalars], dtype=torch.long), persistent=False
         )
         self.register_buffer("block_features", torch.tensor(blocks, dtype=torch.long), persistent=False)
         index, valid = self._padded(schema, blocks)
