@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, Player, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.mlp import mlp
@@ -166,10 +166,10 @@ class GAIN(ImputerModule):
             mlp(width + len(schema), hidden, len(schema), batch_norm=False, activation=nn.ReLU)
         )
 
-    def fit_statistics(self, train: MaskedTable) -> None:
+    def fit_statistics(self, train: Table) -> None:
         """The [0, 1] scaling from the observed entries of the training table."""
-        values, mask = self.represent(train.x * train.observed, train.observed)
-        self.scaler.fit(values, mask, self.scaled_columns)
+        chunks = (self.represent(x * observed, observed) for x, observed in train.chunks(self.cfg.eval_rows))
+        self.scaler.fit_chunks(chunks, self.scaled_columns)
 
     def players(self) -> dict[str, Player]:
         return {

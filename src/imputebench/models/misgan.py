@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imputebench.data.table import MaskedTable
+from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, Player, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.adversarial import critic_loss
@@ -147,9 +147,10 @@ class MisGAN(ImputerModule):
         self.imputer_critic = network(width, CRITIC_HIDDEN, 1)
         self.critic_steps = 0  # critic updates since the last generator update (the authors' counter)
 
-    def fit_statistics(self, train: MaskedTable) -> None:
+    def fit_statistics(self, train: Table) -> None:
         """The [0, 1] scaling of numeric columns from the observed training entries."""
-        self.scaler.fit(train.x * train.observed, train.observed, self.numeric_columns)
+        chunks = ((x * observed, observed) for x, observed in train.chunks(self.cfg.eval_rows))
+        self.scaler.fit_chunks(chunks, self.numeric_columns)
 
     def players(self) -> dict[str, Player]:
         cfg = self.cfg

@@ -10,6 +10,8 @@ turns network logits into values in [0, 1] that respect the one-hot blocks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -39,9 +41,20 @@ class MinMaxScaler(nn.Module):
         """Statistics of ``values`` ``(n, R)`` over its ``observed`` ``(n, R)`` entries, for the columns
         where ``scaled`` ``(R,)`` is True; a hidden value never moves them. A scaled column without any
         observed entry keeps the identity."""
-        present = observed.any(0) & scaled  # (R,)
-        low = values.masked_fill(~observed, float("inf")).amin(0)  # (R,)
-        high = values.masked_fill(~observed, float("-inf")).amax(0)  # (R,)
+        return self.fit_chunks([(values, observed)], scaled)
+
+    @torch.no_grad()
+    def fit_chunks(self, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]], scaled: torch.Tensor) -> MinMaxScaler:
+        """:meth:`fit` over row chunks ``(values, observed)`` of one table (an image split is never
+        held in float whole)."""
+        low = high = present = None
+        for values, observed in chunks:
+            chunk_low = values.masked_fill(~observed, float("inf")).amin(0)  # (R,)
+            chunk_high = values.masked_fill(~observed, float("-inf")).amax(0)  # (R,)
+            low = chunk_low if low is None else torch.minimum(low, chunk_low)
+            high = chunk_high if high is None else torch.maximum(high, chunk_high)
+            present = observed.any(0) if present is None else present | observed.any(0)
+        present = present & scaled  # (R,)
         self.low.copy_(torch.where(present, low, torch.zeros_like(low)))
         self.span.copy_(torch.where(present, high - low + RANGE_EPS, torch.ones_like(low)))
         return self
