@@ -20,9 +20,28 @@ RowIndex = torch.Tensor | slice
 
 
 class _Rows:
-    """Row access shared by both storages."""
+    """Row access shared by both storages (``_stored``: the tensor holding the values)."""
 
-    n_rows: int
+    schema: FeatureSchema
+    _stored: torch.Tensor
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._stored.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self._stored.device
+
+    @property
+    def observed_features(self) -> torch.Tensor:
+        """``(n, d)`` bool: feature-level observation mask."""
+        return self.observed[:, list(self.schema.offsets)]
+
+    def feature_values(self) -> torch.Tensor:
+        """``(n, d)`` feature space, NaN where unobserved (standardised numerics, category codes)."""
+        values = self.schema.collapse(self.x)
+        return values.masked_fill(~self.observed_features, float("nan"))
 
     def rows(self, index: RowIndex) -> tuple[torch.Tensor, torch.Tensor]:
         """Float values ``(b, D)`` (hidden entries 0) and the observed mask ``(b, D)`` of some rows."""
@@ -61,22 +80,8 @@ class MaskedTable(_Rows):
             raise TypeError("MaskedTable.observed must be a bool tensor (True = observed)")
 
     @property
-    def n_rows(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    @property
-    def observed_features(self) -> torch.Tensor:
-        """``(n, d)`` bool: feature-level observation mask."""
-        return self.observed[:, list(self.schema.offsets)]
-
-    def feature_values(self) -> torch.Tensor:
-        """``(n, d)`` feature space, NaN where unobserved (standardised numerics, category codes)."""
-        values = self.schema.collapse(self.x)
-        return values.masked_fill(~self.observed_features, float("nan"))
+    def _stored(self) -> torch.Tensor:
+        return self.x
 
     def to(self, device: torch.device | str) -> MaskedTable:
         moved = (None if t is None else t.to(device) for t in (self.feature_mean, self.feature_std))
@@ -117,12 +122,8 @@ class CompactTable(_Rows):
             raise ValueError(f"CompactTable: column_modality and scale must have shape ({d},)")
 
     @property
-    def n_rows(self) -> int:
-        return int(self.codes.shape[0])
-
-    @property
-    def device(self) -> torch.device:
-        return self.codes.device
+    def _stored(self) -> torch.Tensor:
+        return self.codes
 
     def rows(self, index: RowIndex) -> tuple[torch.Tensor, torch.Tensor]:
         observed = self.modality_observed[index].index_select(1, self.column_modality)  # (b, D)
@@ -137,14 +138,6 @@ class CompactTable(_Rows):
     def observed(self) -> torch.Tensor:
         """The whole split's mask ``(n, D)``."""
         return self.modality_observed.index_select(1, self.column_modality)
-
-    @property
-    def observed_features(self) -> torch.Tensor:
-        return self.observed[:, list(self.schema.offsets)]
-
-    def feature_values(self) -> torch.Tensor:
-        values = self.schema.collapse(self.x)
-        return values.masked_fill(~self.observed_features, float("nan"))
 
     def subset(self, index: RowIndex) -> CompactTable:
         """The table of some rows."""
