@@ -8,9 +8,11 @@ multimodal models; tables get the authors' fully connected ones.
 
 Data are min-max scaled to [0, 1] on the observed training entries (as GAIN's, the shared
 :class:`~imputebench.nn.unit_range.MinMaxScaler`), so the masking operator
-f_tau(x, m) = m * x + tau * (1 - m) takes the paper's tau = 0. Masks are per feature.
+f_tau(x, m) = m * x + tau * (1 - m) takes the paper's tau = 0. Masks are per modality: per
+feature for a table (its features are its modalities), per image or label for the multimodal
+sets, whose missingness is per modality (a per-pixel mask generator would have to learn that).
 
-* Mask generator G_m(eps) -> m in [0, 1]^d against critic D_m (real masks vs G_m's):
+* Mask generator G_m(eps) -> m in [0, 1]^M against critic D_m (real masks vs G_m's):
   loss L_m. Data generator G_x(z) -> complete rows against critic D_x, which compares
   f_tau(x, m) of real rows with f_tau(G_x(z), G_m(eps)): loss L_x.
 * Imputer G_i(x, m, w) = m * x + (1 - m) * Ĝ_i(m * x + (1 - m) * w), w ~ U(0, 1), against
@@ -133,7 +135,7 @@ class MisGAN(ImputerModule):
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg
-        width, d = schema.encoded_dim, len(schema)
+        width, d = schema.encoded_dim, self.layout.n_modalities  # d: the mask's length
         numeric = torch.zeros(width, dtype=torch.bool)
         numeric[self.layout.numeric_cols] = True
         self.register_buffer("numeric_columns", numeric, persistent=False)
@@ -167,7 +169,7 @@ class MisGAN(ImputerModule):
         return unit_outputs(self.data_generator(z), self.layout)[0]
 
     def generate_mask(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        """G_m(eps), eps ~ N(0, I): ``n`` feature masks in [0, 1] ``(n, d)``."""
+        """G_m(eps), eps ~ N(0, I): ``n`` modality masks in [0, 1] ``(n, M)``."""
         eps = torch.randn(n, self.cfg.latent_dim, device=like.device, dtype=like.dtype)
         return fusion_mask(self.mask_generator(eps))
 
@@ -179,10 +181,10 @@ class MisGAN(ImputerModule):
         return m * u + (1.0 - m) * out
 
     def scaled(self, x: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Scaled rows ``u`` ``(b, D)`` (hidden entries 0), the feature mask ``(b, d)`` and the
+        """Scaled rows ``u`` ``(b, D)`` (hidden entries 0), the modality mask ``(b, M)`` and the
         column mask ``(b, D)``."""
-        m = self.layout.feature_mask(observed).to(x.dtype)  # (b, d)
-        columns = self.layout.expand(m)  # (b, D)
+        m = self.layout.modality_mask(observed).to(x.dtype)  # (b, M)
+        columns = self.layout.expand_modalities(m)  # (b, D)
         return self.scaler(x * observed) * columns, m, columns
 
     # --- the objective -----------------------------------------------------------------------------
@@ -194,10 +196,10 @@ class MisGAN(ImputerModule):
         cfg = self.cfg
         b = u.shape[0]
         with torch.no_grad():
-            fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
+            fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, M)
             imputed = self.impute_unit(u, columns)  # (b, D)
         real = mask_data(u, columns, cfg.tau)
-        fake = mask_data(fake_x, self.layout.expand(fake_m), cfg.tau)
+        fake = mask_data(fake_x, self.layout.expand_modalities(fake_m), cfg.tau)
         # D_i: generated complete rows are its "real" side, imputed real rows its "fake" side (authors)
         return {
             "data_critic": critic_loss(self.data_critic, real, fake, cfg.gp_weight)[0],
@@ -211,8 +213,8 @@ class MisGAN(ImputerModule):
         critics' term)."""
         cfg = self.cfg
         b = u.shape[0]
-        fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, d)
-        fake = mask_data(fake_x, self.layout.expand(fake_m), cfg.tau)
+        fake_x, fake_m = self.generate_data(b, u), self.generate_mask(b, u)  # (b, D), (b, M)
+        fake = mask_data(fake_x, self.layout.expand_modalities(fake_m), cfg.tau)
         data_loss = -self.data_critic(fake).mean()  # L_x, G_x's term
         mask_loss = -self.mask_critic(fake_m).mean()  # L_m, G_m's term
         generated_score = self.imputer_critic(fake_x).mean()  # G_x's part of L_i
@@ -257,7 +259,7 @@ class MisGAN(ImputerModule):
 
     @torch.no_grad()
     def generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` rows of G_x ``(n, D)`` and masks of G_m ``(n, d)`` (observed where G_m's output
+        """``n`` rows of G_x ``(n, D)`` and masks of G_m ``(n, M)`` (observed where G_m's output
         exceeds 1/2; the fusion output is almost always exactly 0 or 1)."""
         self.eval()
         like = self.scaler.low
