@@ -74,3 +74,21 @@ def test_rows_with_every_modality_hidden_are_imputed_like_the_others(digits):
     assert lost.any()
     imputed = fitted("vae", digits).impute(digits.test)[lost]
     assert torch.isfinite(imputed).all() and np.isfinite(score(digits, fitted("mean", digits).impute(digits.test))["mse"])
+
+
+def test_misgan_takes_the_authors_conv_networks_for_28x28_images():
+    from imputebench.data.multimodal import multimodal_dataset
+    from imputebench.nn.misgan_conv import ConvRowCritic, ConvRowGenerator, ImageGenerator
+
+    rng = np.random.default_rng(0)
+    dataset = multimodal_dataset("tiny28", [("a", rng.integers(0, 256, (96, 784), dtype=np.uint8), (28, 28)),
+                                            ("label", rng.integers(0, 3, 96), ("x", "y", "z"))])
+    data = prepare(dataset, get_protocol("vsae"), "mcar", 0.5, seed=0)
+    model = get_model("misgan")(seed=0, max_epochs=1, n_imputations=2).fit(data.train, data.validation)
+    assert isinstance(model.data_generator, ConvRowGenerator) and isinstance(model.imputer_critic, ConvRowCritic)
+    assert ImageGenerator(8)(torch.zeros(2, 8)).shape == (2, 784)
+    imputed = model.impute(data.test)
+    x, observed = data.test.rows(slice(None))
+    assert torch.equal(imputed[observed], x[observed]) and 0 <= float(imputed.min()) and float(imputed.max()) <= 1
+    fc = get_model("misgan")(seed=0, image_networks="fc").build_networks(dataset.schema)
+    assert not isinstance(fc.data_generator, ConvRowGenerator)

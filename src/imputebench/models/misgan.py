@@ -3,8 +3,13 @@
 Specification: shared/docs/models.md (MisGAN); what it leaves open follows the authors'
 public code (github.com/steveli/misgan: ``misgan_impute.py``, ``utils.py``, the fully
 connected networks of ``mnist_generator.py``, ``mnist_critic.py``, ``mnist_imputer.py``),
-as noted where used. The paper's convolutional networks for images come with the
-multimodal models; tables get the authors' fully connected ones.
+as noted where used. Tables get the authors' fully connected networks; 28x28 images (the
+MNIST sets) get their convolutional MNIST networks (:mod:`imputebench.nn.misgan_conv`) for
+the data generator and the data and imputer critics, beside fully connected parts for a
+row's other columns (a label). Other image sizes (SVHN's 32x32x3, the 8x8 digits) keep the
+fully connected networks: the authors publish none for them. The mask generator and critic
+stay fully connected (masks are per modality), and so does the imputer, as the authors'
+MNIST imputer is (784-784).
 
 Data are min-max scaled to [0, 1] on the observed training entries (as GAIN's, the shared
 :class:`~imputebench.nn.unit_range.MinMaxScaler`), so the masking operator
@@ -66,6 +71,7 @@ from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, Player, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.adversarial import critic_loss
+from imputebench.nn.misgan_conv import ConvRowCritic, ConvRowGenerator, mnist_columns
 from imputebench.nn.mlp import mlp
 from imputebench.nn.unit_range import MinMaxScaler, unit_outputs
 from imputebench.schema import FeatureSchema
@@ -95,6 +101,7 @@ class MisGANConfig(TrainingConfig):
     beta: float = 0.1  # --beta: weight of L_i in G_x's objective
     tau: float = 0.0  # --tau: fill value of f_tau (0 for data in [0, 1])
     imputer_width: int | None = None  # hidden width of the imputer; None: the encoded width D
+    image_networks: str = "conv"  # 28x28 images: "conv" (the authors' MNIST nets) or "fc"
     fill_last_batch: bool = True  # full critic batches (the authors drop the short last one)
 
     def __post_init__(self) -> None:
@@ -106,6 +113,8 @@ class MisGANConfig(TrainingConfig):
             raise ValueError(f"imputer_lr must be > 0, got {self.imputer_lr}")
         if self.imputer_width is not None and self.imputer_width < 1:
             raise ValueError(f"imputer_width must be >= 1 or None, got {self.imputer_width}")
+        if self.image_networks not in ("conv", "fc"):
+            raise ValueError(f"image_networks must be 'conv' or 'fc', got {self.image_networks!r}")
 
 
 def mask_data(x: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:
@@ -140,13 +149,17 @@ class MisGAN(ImputerModule):
         numeric[self.layout.numeric_cols] = True
         self.register_buffer("numeric_columns", numeric, persistent=False)
         self.scaler = MinMaxScaler(width)
-        self.data_generator = network(cfg.latent_dim, GENERATOR_HIDDEN, width)
+        images = mnist_columns(schema) if cfg.image_networks == "conv" else []
+        if images:
+            self.data_generator = ConvRowGenerator(schema, images, cfg.latent_dim)
+        else:
+            self.data_generator = network(cfg.latent_dim, GENERATOR_HIDDEN, width)
         self.mask_generator = network(cfg.latent_dim, GENERATOR_HIDDEN, d)
         imputer_width = cfg.imputer_width or width
         self.imputer = network(width, (imputer_width,) * 3, width)
-        self.data_critic = network(width, CRITIC_HIDDEN, 1)
+        self.data_critic = ConvRowCritic(schema, images) if images else network(width, CRITIC_HIDDEN, 1)
         self.mask_critic = network(d, CRITIC_HIDDEN, 1)
-        self.imputer_critic = network(width, CRITIC_HIDDEN, 1)
+        self.imputer_critic = ConvRowCritic(schema, images) if images else network(width, CRITIC_HIDDEN, 1)
         self.critic_steps = 0  # critic updates since the last generator update (the authors' counter)
 
     def fit_statistics(self, train: Table) -> None:
