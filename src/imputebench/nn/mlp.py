@@ -119,8 +119,8 @@ class PerFeatureMLP(nn.Module):
         out = x.new_empty(x.shape[0], self.layout.n_features, self.out_dim)  # (b, d, out), every feature written
         if self.numeric is not None:
             numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
-            out = out.index_copy(1, self.layout.numeric_features, self.numeric(numeric))
+            out.index_copy_(1, self.layout.numeric_features, self.numeric(numeric))
         if self.categorical is not None:
             blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
-            out = out.index_copy(1, self.layout.block_features, self.categorical(blocks))
+            out.index_copy_(1, self.layout.block_features, self.categorical(blocks))
         return out
