@@ -9,6 +9,7 @@ posterior of an empty row; beta annealing; bad configurations. Registry-wide che
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -19,6 +20,7 @@ from helpers import correlated_dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.evaluate import score
+from imputebench.models.base import ImputerModule
 from imputebench.models.mvae import MVAE, elbo_subsets, kl_annealing
 from imputebench.models.registry import get_model
 from imputebench.nn.elbo import product_of_experts
@@ -282,6 +284,22 @@ def test_same_seed_same_imputations_different_seed_differs(data):
     first, again, other = (MVAE(seed=s, **{**FAST, "max_epochs": 1}).fit(data.train, data.validation) for s in (0, 0, 1))
     assert torch.equal(again.impute(data.test), first.impute(data.test))
     assert not torch.equal(other.impute(data.test), first.impute(data.test))
+
+
+def test_draws_from_one_posterior_per_row_equal_the_bases_draws_from_repeated_rows(data):
+    """MVAE computes q(z | x_o) once per row for its k draws; the base repeats each row k times
+    before the experts. Same seed and row chunks, same random stream: the same draws."""
+    model = built(data.train.schema, n_imputations=3)
+    x, observed = data.test.x, data.test.observed
+    for eval_rows in (10**6, 3 * 7):  # one chunk; chunks of 7 rows
+        model.cfg = dataclasses.replace(model.cfg, eval_rows=eval_rows)
+        draws = []
+        for draw in (ImputerModule._draw, MVAE._draw):
+            torch.manual_seed(5)
+            with torch.no_grad():
+                draws.append(draw(model, x, observed, 3))  # (k, n, D)
+        assert draws[0].shape == (3, *x.shape)
+        torch.testing.assert_close(draws[1], draws[0])
 
 
 # --- configuration ----------------------------------------------------------------------------------

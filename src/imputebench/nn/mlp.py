@@ -140,11 +140,11 @@ class PerModalityMLP(nn.Module):
         out = x.new_empty(x.shape[0], self.layout.n_modalities, self.out_dim)  # (b, M, out), every modality written
         if self.numeric is not None:
             numeric = x[:, self.layout.numeric_cols].unsqueeze(-1)  # (b, N, 1)
-            out = out.index_copy(1, self.numeric_modalities, self.numeric(numeric))
+            out.index_copy_(1, self.numeric_modalities, self.numeric(numeric))
         if self.categorical is not None:
             blocks = self.layout.blocks(x)  # (b, C, K_max) one-hot, zero-padded
-            out = out.index_copy(1, self.block_modalities, self.categorical(blocks))
+            out.index_copy_(1, self.block_modalities, self.categorical(blocks))
         for k, network in enumerate(self.images):
             pixels = take_columns(x, getattr(self, f"image_columns_{k}"))  # (b, G, width)
-            out = out.index_copy(1, getattr(self, f"image_modalities_{k}"), network(pixels))
+            out.index_copy_(1, getattr(self, f"image_modalities_{k}"), network(pixels))
         return out
