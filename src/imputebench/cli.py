@@ -22,6 +22,7 @@ from imputebench.runner.execute import models_dir_for, run_sweep
 from imputebench.runner.pictures import plot_dir_for, plot_store
 from imputebench.runner.presets import config_resolver, read_model_config
 from imputebench.runner.store import ResultStore, StoreError
+from imputebench.runner.tracking import MODES, TrackingError, WandbOptions, log_pictures
 from imputebench.runner.trials import expand
 
 app = typer.Typer(add_completion=False, help="A fair, reproducible benchmark for missing-data imputation.")
@@ -37,6 +38,10 @@ DataDir = Annotated[
 ]
 StorePath = Annotated[Path, typer.Option("--store", help="SQLite results store.")]
 Format = Annotated[str, typer.Option("--format", help="Leaderboard format: md or csv.")]
+Wandb = Annotated[bool, typer.Option("--wandb", help="Log to Weights & Biases: one run per trial (pip install 'imputebench[wandb]').")]
+WandbProject = Annotated[str, typer.Option("--wandb-project", help="W&B project.")]
+WandbEntity = Annotated[str | None, typer.Option("--wandb-entity", help="W&B entity (team or user). Default: yours.")]
+WandbMode = Annotated[str, typer.Option("--wandb-mode", help=f"W&B mode: {' or '.join(MODES)} (offline: no network, runs under WANDB_DIR).")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -169,10 +174,18 @@ def plot(
     data_dir: DataDir = None,
     output: Annotated[Path | None, typer.Option(help="Folder for the PNG files. Default: beside the store, <store>.plots.")] = None,
     columns: Annotated[int, typer.Option(help="Test rows per imputation grid and draws per sample.", min=1, max=32)] = 8,
+    wandb: Wandb = False,
+    wandb_project: WandbProject = "imputebench",
+    wandb_entity: WandbEntity = None,
+    wandb_mode: WandbMode = "online",
 ) -> None:
     """Imputation grids, multiple imputations and generations (VSAE Figures 4, 7, 5) of a store's image trials."""
     if not store.exists():
         raise _fail(f"no results store at {store}; run `imputebench run` on an image dataset first", 1)
+    try:
+        tracking = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
+    except ValueError as err:
+        raise _fail(str(err), 2) from None
     output = output or plot_dir_for(store)
     try:
         with ResultStore(store) as results:
@@ -182,8 +195,15 @@ def plot(
         raise _fail(str(err), 1) from None
     if not written:
         raise _fail(f"no trained image model in {store}: pictures need a deep model run on an image dataset", 1)
-    for path in written:
-        typer.echo(str(path))
+    for _, pictures in written:
+        for path in pictures.values():
+            typer.echo(str(path))
+    if tracking is not None:
+        try:
+            for row, pictures in written:
+                typer.echo(f"W&B run {log_pictures(row, pictures, tracking)} ({tracking.mode}): {len(pictures)} pictures")
+        except TrackingError as err:
+            raise _fail(f"{err} (the PNG files above are written)", 1) from None
 
 
 @app.command()

@@ -51,17 +51,18 @@ def picture_paths(row: pd.Series, output: Path) -> dict[str, Path]:
     return {kind: output / f"{stem}_{kind}.png" for kind in KINDS}
 
 
-def draw_trial(model, data: PreparedData, paths: dict[str, Path], columns: int = 8) -> list[Path]:
-    """The three figures of one trained model; generation is left out for models that cannot generate."""
+def draw_trial(model, data: PreparedData, paths: dict[str, Path], columns: int = 8) -> dict[str, Path]:
+    """The three figures of one trained model (kind -> file written); generation is left out for
+    models that cannot generate."""
     schema = data.dataset.schema
     truth = data.complete(data.splits.test)
-    written = [
-        plots.save(plots.imputation_grid(model, data.test, truth, schema, columns), paths["imputation"]),
-        plots.save(plots.multiple_imputations(model, data.test, truth, schema, columns), paths["multiple"]),
-    ]
+    figures = {
+        "imputation": plots.imputation_grid(model, data.test, truth, schema, columns),
+        "multiple": plots.multiple_imputations(model, data.test, truth, schema, columns),
+    }
     if hasattr(model, "generate"):
-        written.append(plots.save(plots.generation(model, schema, columns), paths["generation"]))
-    return written
+        figures["generation"] = plots.generation(model, schema, columns)
+    return {kind: plots.save(figure, paths[kind]) for kind, figure in figures.items()}
 
 
 def plot_store(
@@ -72,9 +73,10 @@ def plot_store(
     models: list[str] | None = None,
     datasets: list[str] | None = None,
     columns: int = 8,
-) -> list[Path]:
-    """Every picture of every kept image trial of ``frame`` (a store's rows); returns the files written."""
-    written: list[Path] = []
+) -> list[tuple[pd.Series, dict[str, Path]]]:
+    """Every picture of every kept image trial of ``frame`` (a store's rows): each trial's row with
+    the files written for it (kind -> path)."""
+    written: list[tuple[pd.Series, dict[str, Path]]] = []
     loaded, prepared = {}, {}
     for row, weights in trained_rows(frame, store, models, datasets):
         cell = (row["dataset"], row["protocol"], row["mechanism"], float(row["ratio"]), int(row["seed"]))
@@ -84,5 +86,5 @@ def plot_store(
             prepared = {cell: prepare(loaded[row["dataset"]], get_protocol(cell[1]), *cell[2:])}  # one cell at a time
         model = rebuild(row, weights, prepared[cell])
         with torch.no_grad():
-            written.extend(draw_trial(model, prepared[cell], picture_paths(row, output), columns))
+            written.append((row, draw_trial(model, prepared[cell], picture_paths(row, output), columns)))
     return written
