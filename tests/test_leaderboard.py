@@ -41,3 +41,10 @@ def test_markdown_bolds_the_best_per_column_and_csv_round_trips():
 
 def test_empty_store_gives_a_friendly_table():
     assert "No finished trials" in lb.to_markdown(lb.summarise(rows().iloc[:0]))
+
+
+def test_image_error_shows_four_decimals_so_models_near_the_mean_image_differ():
+    base = dict(protocol="vsae", mechanism="mcar", ratio=0.5, status="ok", wall_time_s=1.0, dataset="mnist_mnist", seed=0)
+    frame = pd.DataFrame([{**base, "model": "mean", "metric.mse": 0.13541}, {**base, "model": "vsae", "metric.mse": 0.13687}])
+    text = lb.to_markdown(lb.summarise(frame))
+    assert "**0.1354**" in text and "0.1369" in text

@@ -48,8 +48,11 @@ def to_csv(summary: pd.DataFrame) -> str:
     return summary.to_csv(index=False, float_format="%.6g")
 
 
-def _cell(mean: float, std: float, best: bool) -> str:
-    text = f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+DECIMALS = {"mse": 4}  # image error per pixel, ~0.135: four decimals, as VSAE Tables 4-5; others three
+
+
+def _cell(mean: float, std: float, best: bool, places: int = 3) -> str:
+    text = f"{mean:.{places}f}" if pd.isna(std) else f"{mean:.{places}f} ± {std:.{places}f}"
     return f"**{text}**" if best else text
 
 
@@ -61,7 +64,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     for (protocol, mechanism, ratio), block in summary.groupby(["protocol", "mechanism", "ratio"], sort=True):
         block = block.assign(column=block["dataset"] + " (" + block["metric"].str.upper() + ")")
         block = block.assign(best=block["mean"] == block.groupby("column")["mean"].transform("min"))
-        block = block.assign(text=[_cell(m, s, b) for m, s, b in zip(block["mean"], block["std"], block["best"])])
+        places = block["metric"].map(lambda metric: DECIMALS.get(metric, 3))
+        block = block.assign(text=[_cell(*cell) for cell in zip(block["mean"], block["std"], block["best"], places)])
         table = block.pivot(index="model", columns="column", values="text").fillna("–")
         ranks = block.groupby(["model", "dataset"])["rank"].first().groupby("model").mean()
         table["mean rank"] = ranks.map("{:.2f}".format)
