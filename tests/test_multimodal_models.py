@@ -92,3 +92,27 @@ def test_misgan_takes_the_authors_conv_networks_for_28x28_images():
     assert torch.equal(imputed[observed], x[observed]) and 0 <= float(imputed.min()) and float(imputed.max()) <= 1
     fc = get_model("misgan")(seed=0, image_networks="fc").build_networks(dataset.schema)
     assert not isinstance(fc.data_generator, ConvRowGenerator)
+
+
+@pytest.fixture(scope="module")
+def image_and_label():
+    """An image whose brightness gives its label (3 classes): mnist_label's shape of data, small."""
+    from imputebench.data.multimodal import multimodal_dataset
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    pixels = np.clip(labels[:, None] * 100 + rng.integers(0, 50, (300, 16)), 0, 255).astype(np.uint8)
+    dataset = multimodal_dataset("bright", [("img", pixels, (4, 4)), ("label", labels, ("dark", "mid", "light"))])
+    return prepare(dataset, get_protocol("vsae"), "mcar", 0.5, seed=0)
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_image_and_label_score_the_image_by_mse_and_the_label_by_pfc(name, image_and_label):
+    imputed = fitted(name, image_and_label).impute(image_and_label.test)
+    x, observed = image_and_label.test.rows(slice(None))
+    assert torch.equal(imputed[observed], x[observed])
+    labels = imputed[:, -3:]  # (n, 3) the label's one-hot block
+    assert torch.allclose(labels.sum(1), torch.ones(len(labels)), atol=1e-4), "a label imputation is a distribution or a one-hot"
+    metrics = score(image_and_label, imputed)
+    assert set(metrics) >= {"pfc", "mse_img", "mse"} and metrics["mse"] == metrics["mse_img"]
+    assert 0.0 <= metrics["pfc"] <= 1.0
