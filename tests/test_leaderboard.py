@@ -79,3 +79,10 @@ def test_paired_p_value_is_symmetric_and_needs_no_normality():
     best, other = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.array([0.2, 0.25, 0.9, 0.41, 0.7, 5.0])
     assert lb.paired_p_value(best, other) == pytest.approx(lb.paired_p_value(other, best))
     assert lb.paired_p_value(best, other) == pytest.approx(0.03125)
+
+
+def test_one_seed_says_there_is_no_test():
+    base = dict(protocol="vsae", mechanism="mcar", ratio=0.5, status="ok", wall_time_s=1.0, dataset="yeast", seed=0)
+    frame = pd.DataFrame([{**base, "model": "a", "metric.nrmse": 0.5}, {**base, "model": "b", "metric.nrmse": 0.9}])
+    summary = lb.summarise(frame)
+    assert summary["p_vs_best"].isna().all() and "one seed here: no test" in lb.to_markdown(summary)

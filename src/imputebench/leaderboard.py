@@ -55,9 +55,10 @@ def paired_p_value(best: np.ndarray, other: np.ndarray) -> float:
     return float(wilcoxon(differences).pvalue)
 
 
-def _min_p(summary: pd.DataFrame) -> float:
-    """Smallest two-sided Wilcoxon p reachable with the most pairs in ``summary``."""
-    return 2.0 / 2 ** int(summary["n_pairs"].max())
+def _pairs_note(summary: pd.DataFrame) -> str:
+    """The smallest two-sided Wilcoxon p reachable with the most pairs in ``summary``, in words."""
+    n = int(summary["n_pairs"].max())
+    return f"{2.0 / 2**n:g} for the {n} seeds here" if n >= 2 else "one seed here: no test"
 
 
 def _tests_against_best(long: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +119,6 @@ def to_markdown(summary: pd.DataFrame) -> str:
         "Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; rank averaged over datasets and "
         "metrics; † = trained on complete data (as the VSAE tables mark their last rows); * = worse than its "
         f"column's best by a two-sided Wilcoxon signed-rank test paired on seed (p < {SIGNIFICANCE:g}). With n seeds the "
-        f"smallest possible p is 2/2^n ({_min_p(summary):g} for the {int(summary['n_pairs'].max())} seeds here), so "
-        "fewer than 6 seeds can show no *.\n"
+        f"smallest possible p is 2/2^n ({_pairs_note(summary)}), so fewer than 6 seeds can show no *.\n"
     )
     return "\n".join(sections) + "\n" + footer
