@@ -22,6 +22,8 @@ COLUMNS = (
     "git_commit", "hardware", "finished_at",
 )
 
+BUSY_TIMEOUT_S = 60.0
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS trials (
     config_hash TEXT PRIMARY KEY, model TEXT NOT NULL, dataset TEXT NOT NULL, mechanism TEXT NOT NULL,
@@ -63,7 +65,8 @@ class ResultStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path)
+            # Other sweeps may write to the same file: wait up to a minute for their one-row transactions.
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
             self._db.commit()

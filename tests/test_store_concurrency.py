@@ -1,0 +1,35 @@
+"""Several processes writing to one results store at once lose nothing (issue 7, failure isolation)."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from imputebench.runner.store import ResultRow, ResultStore
+from imputebench.runner.trials import Trial
+
+WRITERS, ROWS_EACH = 4, 50
+
+
+def write_rows(path: str, writer: int, start) -> None:
+    """One writer: opens the store itself, waits for the others, then commits its rows one by one."""
+    with ResultStore(path) as store:
+        start.wait()
+        for seed in range(ROWS_EACH):
+            trial = Trial(f"model{writer}", "iris", "mcar", 0.5, seed, "vsae")
+            store.write(ResultRow(trial, "ok", None, metrics={"nrmse": seed / ROWS_EACH}))
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    path = str(tmp_path / "shared.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(WRITERS)
+    writers = [ctx.Process(target=write_rows, args=(path, w, start)) for w in range(WRITERS)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=120)
+    assert [p.exitcode for p in writers] == [0] * WRITERS
+    with ResultStore(path) as store:
+        frame = store.frame()
+    assert len(frame) == WRITERS * ROWS_EACH and frame["config_hash"].is_unique
+    assert sorted(frame.groupby("model").size()) == [ROWS_EACH] * WRITERS
