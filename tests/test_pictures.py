@@ -65,3 +65,31 @@ def test_grid_rows_have_one_modality_seen_and_one_hidden():
     model = get_model("mean")(seed=0).fit(data.train)
     figure = imputation_grid(model, data.test, data.complete(data.splits.test), data.dataset.schema, 5)
     assert np.asarray(figure.axes).size == 15
+
+
+def test_ratio_curve_draws_one_line_per_model_with_error_bars(tmp_path):
+    from imputebench import leaderboard as lb
+    from imputebench.ratio_curves import ratio_curves
+
+    store = tmp_path / "r.sqlite"
+    result = CliRunner().invoke(app, ["run", "--models", "mean,mice", "--datasets", "iris", "--ratios", "0.3,0.5",
+                                      "--seeds", "2", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    with ResultStore(store) as results:
+        figures = ratio_curves(lb.summarise(results.frame()))
+    assert list(figures) == ["ratio_iris_nrmse_vsae_mcar"]
+    axis = figures["ratio_iris_nrmse_vsae_mcar"].axes[0]
+    assert sorted(axis.get_legend_handles_labels()[1]) == ["mean", "mice"]
+    assert [list(line.get_xdata()) for line in axis.lines if line.get_marker() == "o"] == [[0.3, 0.5], [0.3, 0.5]]
+    result = CliRunner().invoke(app, ["plot", "ratio-curve", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.plots" / "ratio_iris_nrmse_vsae_mcar.png").read_bytes().startswith(PNG)
+
+
+def test_ratio_curve_needs_two_ratios_and_plot_kinds_are_checked(tmp_path):
+    store = tmp_path / "r.sqlite"
+    CliRunner().invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--store", str(store)])
+    result = CliRunner().invoke(app, ["plot", "ratio-curve", "--store", str(store)])
+    assert result.exit_code == 1 and "two or more missing ratios" in result.output
+    result = CliRunner().invoke(app, ["plot", "histogram", "--store", str(store)])
+    assert result.exit_code == 2 and "choose one of images, ratio-curve" in result.output

@@ -19,6 +19,8 @@ from imputebench.data.sources import dataset_names, default_data_dir, get_spec, 
 from imputebench.masks import get_mechanism, validate_ratio
 from imputebench.models.registry import UnknownNameError, get_model, model_names
 from imputebench.runner.execute import models_dir_for, run_sweep
+from imputebench.plots import save as save_figure
+from imputebench.ratio_curves import ratio_curves
 from imputebench.runner.pictures import plot_dir_for, plot_store
 from imputebench.runner.presets import config_resolver, read_model_config
 from imputebench.runner.store import ResultStore, StoreError
@@ -32,6 +34,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_STORE = Path("results/imputebench.sqlite")
+PLOT_KINDS = ("images", "ratio-curve")
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="IMPUTEBENCH_DATA_DIR", help="Dataset folder (mirror layout). Default: per-user cache."),
@@ -168,6 +171,7 @@ def run(
 
 @app.command()
 def plot(
+    kind: Annotated[str, typer.Argument(help="images (VSAE Figures 4, 7, 5) or ratio-curve (error against the missing ratio, Figure 2).")] = "images",
     store: StorePath = DEFAULT_STORE,
     models: Annotated[str | None, typer.Option(help="Only these models (comma-separated).")] = None,
     datasets: Annotated[str | None, typer.Option(help="Only these datasets (comma-separated).")] = None,
@@ -179,9 +183,13 @@ def plot(
     wandb_entity: WandbEntity = None,
     wandb_mode: WandbMode = "online",
 ) -> None:
-    """Imputation grids, multiple imputations and generations (VSAE Figures 4, 7, 5) of a store's image trials."""
+    """Pictures of a store: image trials' imputations and generations, or each model's error against the missing ratio."""
+    if kind not in PLOT_KINDS:
+        raise _fail(f"unknown plot {kind!r}: choose one of {', '.join(PLOT_KINDS)}", 2)
     if not store.exists():
-        raise _fail(f"no results store at {store}; run `imputebench run` on an image dataset first", 1)
+        raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
+    if kind == "ratio-curve":
+        return _plot_ratio_curves(store, output or plot_dir_for(store))
     try:
         tracking = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
     except ValueError as err:
@@ -204,6 +212,18 @@ def plot(
                 typer.echo(f"W&B run {log_pictures(row, pictures, tracking)} ({tracking.mode}): {len(pictures)} pictures")
         except TrackingError as err:
             raise _fail(f"{err} (the PNG files above are written)", 1) from None
+
+
+def _plot_ratio_curves(store: Path, output: Path) -> None:
+    try:
+        with ResultStore(store) as results:
+            figures = ratio_curves(lb.summarise(results.frame()))
+    except StoreError as err:
+        raise _fail(str(err), 1) from None
+    if not figures:
+        raise _fail(f"no dataset in {store} has finished trials at two or more missing ratios: nothing to draw", 1)
+    for stem, figure in figures.items():
+        typer.echo(str(save_figure(figure, output / f"{stem}.png")))
 
 
 @app.command()
