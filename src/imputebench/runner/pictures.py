@@ -4,7 +4,6 @@ of :mod:`imputebench.plots` written beside the results."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
 from imputebench.runner.execute import models_dir_for
+from imputebench.runner.store import row_config
 
 KINDS = ("imputation", "multiple", "generation")
 
@@ -39,8 +39,7 @@ def trained_rows(frame: pd.DataFrame, store: Path, models: list[str] | None, dat
 
 def rebuild(row: pd.Series, weights: Path, data: PreparedData):
     """The trained model of a stored trial, in eval mode on the data's device."""
-    config = json.loads(row["config"]) if isinstance(row["config"], str) else {}
-    model = get_model(row["model"])(seed=int(row["seed"]), **config)
+    model = get_model(row["model"])(seed=int(row["seed"]), **row_config(row))
     model.build_networks(data.train.schema)
     model.load_state_dict(torch.load(weights, map_location=data.train.device, weights_only=True))
     return model.to(data.train.device).eval()

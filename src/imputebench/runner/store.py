@@ -54,6 +54,11 @@ class ResultRow:
     finished_at: str | None = None
 
 
+def row_config(row: pd.Series) -> dict:
+    """The model configuration of a row of :meth:`ResultStore.frame` (stored as JSON; ``{}`` if absent)."""
+    return json.loads(row["config"]) if isinstance(row["config"], str) else {}
+
+
 class StoreError(RuntimeError):
     """The store file cannot be opened or is not an imputebench store."""
 

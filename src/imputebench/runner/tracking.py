@@ -9,11 +9,12 @@ business (``wandb login`` or ``WANDB_API_KEY``): nothing here reads, stores or p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from imputebench.runner.store import row_config
 
 MODES = ("online", "offline")
 
@@ -54,9 +55,8 @@ def trial_name(row: pd.Series) -> str:
 
 def trial_config(row: pd.Series) -> dict:
     """What defines the trial (the store's key fields and the model configuration)."""
-    config = json.loads(row["config"]) if isinstance(row["config"], str) else {}
     keys = ("model", "dataset", "mechanism", "ratio", "seed", "protocol")
-    return {**{k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}, "model_config": config}
+    return {**{k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}, "model_config": row_config(row)}
 
 
 def log_pictures(row: pd.Series, pictures: dict[str, Path], options: WandbOptions) -> str:
