@@ -351,6 +351,20 @@ def test_training_summary_counts_epochs(name, fitted):
     assert 0 <= summary["best_epoch"] < summary["epochs"]
 
 
+@pytest.mark.parametrize("name", DEEP)
+def test_epoch_history_has_one_finite_entry_per_epoch_with_its_validation_score(name, fitted):
+    model = fitted(name)
+    history = model.epoch_history()
+    assert [entry["epoch"] for entry in history] == list(range(model.training_summary()["epochs"]))
+    for entry in history:
+        assert "train_loss" in entry or any(k.startswith("train_") for k in entry)
+        scores = [k for k in entry if k.startswith("val_")]
+        assert len(scores) == 1, entry  # the fit had a validation split: each epoch was scored once
+        assert all(np.isfinite(v) for v in entry.values())
+    best = min(range(len(history)), key=lambda e: history[e][scores[0]])
+    assert best == model.training_summary()["best_epoch"]
+
+
 # --- 8: bad input ---------------------------------------------------------------------------------
 
 

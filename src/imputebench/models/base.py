@@ -119,6 +119,8 @@ class ImputerModule(L.LightningModule, Imputer):
         self.schema: FeatureSchema | None = None
         self.best_score, self.best_epoch, self.epochs_trained = float("inf"), -1, 0
         self._best_state: dict | None = None
+        #: one entry per trained epoch: its ``train_<part>`` means and ``val_error`` (for W&B dashboards)
+        self.history: list[dict[str, float]] = []
         # One optimiser and one backward per step: stepping it ourselves (through Lightning's
         # optimiser wrapper, so precision and strategy plugins still apply) skips the closure
         # machinery of automatic optimisation, ~60 us per step (benchmarks/README.md).
@@ -148,6 +150,9 @@ class ImputerModule(L.LightningModule, Imputer):
     def training_summary(self) -> dict[str, float]:
         return {"epochs": self.epochs_trained, "best_epoch": self.best_epoch}
 
+    def epoch_history(self) -> list[dict[str, float]]:
+        return [dict(epoch) for epoch in self.history]
+
     def build_networks(self, schema: FeatureSchema) -> ImputerModule:
         """Seed, then create the schema views and the networks: the untrained model :meth:`fit` starts from."""
         torch.manual_seed(self.seed)
@@ -159,6 +164,7 @@ class ImputerModule(L.LightningModule, Imputer):
 
     def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
+        self.history = []
         self.build_networks(train.schema)
         self.fit_statistics(train)
         device = train.device
@@ -273,6 +279,7 @@ class ImputerModule(L.LightningModule, Imputer):
         return optimizers[0] if len(optimizers) == 1 else optimizers
 
     def on_train_epoch_start(self) -> None:
+        self._val_logged: dict[str, float] = {}
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
@@ -320,7 +327,11 @@ class ImputerModule(L.LightningModule, Imputer):
         diverged = [name for name, value in means.items() if not math.isfinite(value)]
         if diverged:
             raise DivergedError(f"{self.name}: non-finite training loss ({', '.join(diverged)}) at epoch {self.current_epoch}")
-        self.log_dict({f"train_{name}": value for name, value in means.items()})
+        logged = {f"train_{name}": value for name, value in means.items()}
+        self.log_dict(logged)
+        # Lightning validates inside the training epoch, before this hook: its score is already known.
+        self.history.append({"epoch": self.current_epoch, **logged, **self._val_logged})
+        self._val_logged = {}
         if self.trainer.val_dataloaders is None:
             self._consider(means["loss"])
 
@@ -334,9 +345,13 @@ class ImputerModule(L.LightningModule, Imputer):
         self.selection.update(imputed, truth, observed)
 
     def on_validation_epoch_end(self) -> None:
-        error = float(self.selection.compute())
-        self.log("val_error", error)
-        self._consider(error)
+        self.select_on("val_error", float(self.selection.compute()))
+
+    def select_on(self, name: str, score: float) -> None:
+        """Log this epoch's validation ``score`` as ``name`` and keep the weights if it is the best so far."""
+        self.log(name, score)
+        self._val_logged = {name: score}
+        self._consider(score)
 
     def _consider(self, score: float) -> None:
         """Keep the weights of the best epoch so far (the papers' selection on validation);

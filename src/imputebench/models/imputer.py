@@ -56,6 +56,11 @@ class Imputer(ABC):
         """Figures about the fit worth storing beside the metrics (e.g. epochs used)."""
         return {}
 
+    def epoch_history(self) -> list[dict[str, float]]:
+        """Per-epoch training losses and validation scores (``{"epoch": e, "train_loss": ..., ...}``);
+        none for a model fitted in one go."""
+        return []
+
 
 def merge_observed(table: MaskedTable, imputed: torch.Tensor) -> torch.Tensor:
     """Keep observed entries of ``table.x``; take ``imputed`` elsewhere. ``(n, D)``."""

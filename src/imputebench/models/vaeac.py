@@ -276,8 +276,7 @@ class VAEAC(ImputerModule):
 
     def on_validation_epoch_end(self) -> None:
         score = float(self._val_sum) / max(self._val_rows, 1)  # mean negative IWAE, lower is better
-        self.log("val_iwae", score)
-        self._consider(score)
+        self.select_on("val_iwae", score)
 
     # --- imputation -------------------------------------------------------------------------------
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
