@@ -118,7 +118,7 @@ def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None) ->
         metrics = {**score(data, imputed), **model.training_summary(), **_generation(model, data)}
         if models_dir is not None and data.dataset.schema.modalities and isinstance(model, torch.nn.Module):
             save_weights(model, trial, models_dir)
-        return _row(trial, "ok", None, metrics=metrics, **common)
+        return _row(trial, "ok", None, metrics=metrics, history=model.epoch_history(), **common)
     except Exception as err:  # noqa: BLE001 - one trial's failure must not end the sweep
         return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
 

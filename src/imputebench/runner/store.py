@@ -52,6 +52,8 @@ class ResultRow:
     git_commit: str | None = None
     hardware: str | None = None
     finished_at: str | None = None
+    #: the deep model's per-epoch losses and validation scores (for W&B; not a store column)
+    history: list[dict] = field(default_factory=list)
 
 
 def row_config(row: pd.Series) -> dict:
