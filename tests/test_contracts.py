@@ -36,7 +36,7 @@ from imputebench.evaluate import score
 from imputebench.models.base import DivergedError, ImputerModule
 from imputebench.models.imputer import Imputer
 from imputebench.models.registry import get_model, model_names
-from imputebench.runner.execute import DataCache, run_trial
+from imputebench.runner.worker import DataCache, run_trial
 from imputebench.runner.presets import config_resolver
 from imputebench.runner.trials import Trial
 from imputebench.schema import Feature, FeatureSchema

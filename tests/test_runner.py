@@ -84,7 +84,7 @@ def test_interrupted_sweep_keeps_finished_rows_and_resumes(tmp_path):
     path = tmp_path / "r.sqlite"
     seen = []
 
-    def interrupt_after_two(trial, row):
+    def interrupt_after_two(trial, row, retry):
         seen.append(trial)
         if len(seen) == 2:
             raise KeyboardInterrupt

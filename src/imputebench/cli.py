@@ -8,7 +8,6 @@ from typing import Annotated
 import torch
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from imputebench import leaderboard as lb
@@ -18,7 +17,10 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
 from imputebench.masks import get_mechanism, validate_ratio
 from imputebench.models.registry import UnknownNameError, get_model, model_names
-from imputebench.runner.execute import models_dir_for, run_sweep
+from imputebench.runner.execute import SweepInterrupted, SweepSummary, run_sweep
+from imputebench.runner.executors import EXECUTORS, LocalExecutor, RayExecutor, RayNotInstalled
+from imputebench.runner.progress import SweepProgress
+from imputebench.runner.worker import TrialOptions, models_dir_for
 from imputebench.plots import save as save_figure
 from imputebench.ratio_curves import ratio_curves
 from imputebench.runner.pictures import plot_dir_for, plot_store
@@ -92,12 +94,19 @@ def run(
     protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",
     data_dir: DataDir = None,
     store: StorePath = DEFAULT_STORE,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto.")] = "cpu",
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto (local executor).")] = "cpu",
     max_epochs: Annotated[int | None, typer.Option(help="Override every deep model's epoch budget.", min=1)] = None,
     patience: Annotated[int | None, typer.Option(help="Override early-stopping patience (epochs).", min=1)] = None,
     model_config: Annotated[
         Path | None, typer.Option(help="YAML mapping model -> overrides (e.g. configs/vsae-long.yaml).")
     ] = None,
+    executor: Annotated[str, typer.Option(help="local (in this process, one trial at a time) or ray (pip install 'imputebench[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, host:port, ray://host:10001). Default: start a local one.")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses (both executors, so rows match).")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")] = 0.0,
+    max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)] = 0,
+    trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
     fmt: Format = "md",
 ) -> None:
     """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard."""
@@ -109,10 +118,14 @@ def run(
         for name in mechanism_list:
             get_mechanism(name)
         get_protocol(protocol)
-        device = _device(accelerator)
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+        device = _device(accelerator) if executor == "local" else "cpu"  # a Ray trial's device is the GPU Ray gives it
         dataset_list = resolve_datasets(datasets)
         ratio_list, seed_list = [validate_ratio(float(r)) for r in _split(ratios)], _seeds(seeds)
         overrides = read_model_config(model_config) if model_config else {}
+        options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
+                               threads=max(1, int(cpus_per_trial)))
     except (UnknownNameError, ValueError) as err:
         raise _fail(str(err), 2) from None
     try:
@@ -141,32 +154,40 @@ def run(
         results = ResultStore(store)
     except StoreError as err:
         raise _fail(str(err), 1) from None
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with results, Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task("trials", total=len(trials))
-        finished = results.finished_keys()  # one query, not one per trial
-        progress.advance(task, sum(t.key in finished for t in trials))
-
-        def advance(trial, row) -> None:
-            label = f"{trial.model} · {trial.dataset} · {trial.mechanism} {trial.ratio:g} · seed {trial.seed}"
-            if row.status != "ok":
-                progress.console.print(f"[red]{row.status}[/] {label}: {row.reason}", highlight=False)
-            progress.update(task, advance=1, description=label)
-
-        try:
-            summary = run_sweep(trials, results, data_dir, device, on_trial_end=advance, datasets=loaded,
-                                models_dir=models_dir_for(store))
-        except KeyboardInterrupt:
-            raise _fail(f"interrupted; every finished trial is stored in {store}, rerun to resume", 130) from None
-        board = lb.summarise(results.frame({t.key for t in trials}))
+    with results:
+        summary = _sweep(trials, results, options, loaded, executor, ray_address, cpus_per_trial, gpus_per_trial,
+                         max_retries, verbose)
+        keys = {t.key for t in trials}
+        board = lb.summarise(results.frame(keys))
     typer.echo(_render(board, fmt))
+    retried = f", {summary.retried} retried" if summary.retried else ""
     err_console.print(
-        f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed; store {store}",
+        f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed{retried}; store {store}",
         highlight=False,
     )
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor: str, ray_address: str | None,
+           cpus_per_trial: float, gpus_per_trial: float, max_retries: int, verbose: bool) -> SweepSummary:
+    """The sweep under a progress display; every attempt stored as it ends."""
+    try:
+        runner = (LocalExecutor(options, loaded) if executor == "local" else
+                  RayExecutor(options, loaded, ray_address, cpus_per_trial, gpus_per_trial, verbose=verbose))
+    except (RayNotInstalled, ValueError) as err:
+        raise _fail(str(err), 2) from None
+    finished = results.finished_keys()  # one query, not one per trial
+    stored = sum(t.key in finished for t in trials)
+    try:
+        with SweepProgress(err_console, len(trials), stored, verbose) as progress:
+
+            return run_sweep(trials, results, executor=runner, max_retries=max_retries,
+                             on_trial_start=progress.trial_started, on_trial_end=progress.trial_ended)
+    except (KeyboardInterrupt, SweepInterrupted):
+        raise _fail(f"interrupted; every finished trial is stored in {results.path}, rerun to resume", 130) from None
+    finally:
+        runner.close()
 
 
 @app.command()

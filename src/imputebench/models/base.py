@@ -23,8 +23,9 @@ import logging
 import math
 import warnings
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
 from typing import ClassVar
 
@@ -84,9 +85,26 @@ def make_config(cls: type, overrides: dict) -> object:
     return replace(cls(), **overrides)
 
 
+#: True inside :func:`lightning_output` (``imputebench run --verbose``): fits keep Lightning's own messages
+_LIGHTNING_VERBOSE: ContextVar[bool] = ContextVar("lightning_verbose", default=False)
+
+
 @contextmanager
-def _quiet_lightning():
+def lightning_output(verbose: bool) -> Iterator[None]:
+    """Let the fits inside this block print Lightning's messages (``verbose``) or keep them quiet (default)."""
+    token = _LIGHTNING_VERBOSE.set(verbose)
+    try:
+        yield
+    finally:
+        _LIGHTNING_VERBOSE.reset(token)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
     """Lightning announces devices and hints on every fit; a sweep runs thousands of fits."""
+    if _LIGHTNING_VERBOSE.get():
+        yield
+        return
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

@@ -15,7 +15,7 @@ from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
-from imputebench.runner.execute import models_dir_for
+from imputebench.runner.worker import models_dir_for
 from imputebench.runner.store import row_config
 
 KINDS = ("imputation", "multiple", "generation")
