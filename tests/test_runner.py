@@ -136,3 +136,89 @@ def test_a_store_of_another_layout_is_refused_and_left_untouched(tmp_path):
         ResultStore(path)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT * FROM trials").fetchall() == [("abc", "mean")]
+
+
+class _Slow(Imputer):
+    """Sleeps in Python far past any timeout the tests set: stands for a trial that hangs."""
+
+    def fit(self, train, val=None):
+        import time
+
+        time.sleep(60)
+        return self
+
+    def impute(self, table):  # pragma: no cover - never reached
+        return table.x
+
+
+def test_failures_are_retried_under_new_attempt_numbers_and_every_attempt_is_kept(tmp_path, extra_models):
+    trials = expand(["broken", "mean"], ["toy"], ["mcar"], [0.5], [0], "vsae")
+    ended = []
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_sweep(trials, store, datasets=DATA, max_retries=2,
+                            on_trial_end=lambda trial, row, retry: ended.append((trial.model, row.attempt, retry)))
+        assert (summary.ok, summary.failed, summary.retried) == (1, 1, 2)
+        assert ended == [("broken", 1, True), ("mean", 1, False), ("broken", 2, True), ("broken", 3, False)]
+        attempts = store.attempts()
+        assert attempts.groupby("model")["attempt"].apply(list).to_dict() == {"broken": [1, 2, 3], "mean": [1]}
+        assert (attempts.loc[attempts["model"] == "broken", "status"] == "failed").all()
+        row = store.frame().set_index("model").loc["broken"]
+        assert row["status"] == "failed" and row["attempt"] == 3
+        # a later sweep goes on numbering: the next attempt is the fourth
+        run_sweep(trials, store, datasets=DATA)
+        assert store.attempts_made()[trials[0].key] == 4 and store.attempts_made()[trials[1].key] == 1
+
+
+def test_an_ok_row_is_never_replaced_by_a_later_failure(tmp_path, extra_models):
+    from imputebench.runner.store import ResultRow
+
+    trial = expand(["mean"], ["toy"], ["mcar"], [0.5], [0], "vsae")[0]
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run_sweep([trial], store, datasets=DATA)
+        store.write(ResultRow(trial, "failed", "a second process failed it", attempt=2))
+        assert store.frame()["status"].tolist() == ["ok"]
+        assert store.attempts()["status"].tolist() == ["ok", "failed"]
+
+
+def test_a_trial_past_its_timeout_is_stored_as_timeout_and_the_sweep_goes_on(tmp_path, extra_models, monkeypatch):
+    from imputebench.runner.executors import LocalExecutor
+    from imputebench.runner.worker import TrialOptions
+
+    monkeypatch.setitem(registry._MODELS, "slow", _Slow)
+    trials = expand(["slow", "mean"], ["toy"], ["mcar"], [0.5], [0], "vsae")
+    executor = LocalExecutor(TrialOptions(timeout_s=0.5), DATA)
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        summary = run_sweep(trials, store, executor=executor, max_retries=1)
+        frame = store.frame().set_index("model")
+        attempts = store.attempts()
+    assert (summary.ok, summary.failed, summary.retried) == (1, 1, 1)
+    assert frame.loc["slow", "status"] == "timeout" and "--trial-timeout 0.5 s" in frame.loc["slow", "reason"]
+    assert 0.5 <= frame.loc["slow", "wall_time_s"] < 5
+    assert attempts.loc[attempts["model"] == "slow", "status"].tolist() == ["timeout", "timeout"]
+    assert frame.loc["mean", "status"] == "ok"
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused(bad):
+    from imputebench.runner.worker import TrialOptions
+
+    with pytest.raises(ValueError, match="--trial-timeout must be > 0"):
+        TrialOptions(timeout_s=bad)
+
+
+def test_a_store_from_before_attempts_is_upgraded_in_place_keeping_every_row(tmp_path):
+    from imputebench.runner.store import LEGACY_COLUMNS
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE trials ({', '.join(LEGACY_COLUMNS)}, PRIMARY KEY (config_hash))")
+        values = {c: None for c in LEGACY_COLUMNS} | dict(
+            config_hash="k1", model="mean", dataset="toy", mechanism="mcar", ratio=0.5, seed=0, protocol="vsae",
+            status="ok", metrics='{"nrmse": 0.9}')
+        db.execute(f"INSERT INTO trials VALUES ({', '.join('?' * len(LEGACY_COLUMNS))})", list(values.values()))
+    with ResultStore(path) as store:
+        frame = store.frame()
+        assert frame[["config_hash", "status", "attempt"]].values.tolist() == [["k1", "ok", 1]]
+        assert frame["metric.nrmse"].item() == 0.9
+        assert store.attempts()[["config_hash", "attempt", "status"]].values.tolist() == [["k1", 1, "ok"]]
+        assert store.finished_keys() == {"k1"}
