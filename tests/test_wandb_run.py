@@ -22,8 +22,10 @@ from imputebench import leaderboard as lb
 from imputebench.data.sources import load_dataset
 from imputebench.runner.execute import models_dir_for, run_sweep
 from imputebench.runner.presets import config_resolver
-from imputebench.runner.store import ResultStore
-from imputebench.runner.tracking import SweepTracker, TrackingError, WandbOptions, sweep_id
+from imputebench.runner.store import ResultStore, row_config
+from imputebench.runner.tracking import (
+    SweepTracker, TrackingError, WandbOptions, sweep_id, trial_config, trial_group, trial_key, trial_name,
+)
 from imputebench.runner.trials import Trial
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
@@ -158,6 +160,17 @@ def test_one_run_per_trial_named_by_its_key_and_grouped_by_cell(sweep):
         assert (run.job_type, run.project) == ("trial", "ib-test")
         assert run.run_group == f"{trial.dataset}/mcar/0.5"
         assert run.display_name == f"{trial.model} {trial.dataset} mcar 0.5 seed 0"
+
+
+def test_a_trial_and_its_stored_row_name_the_same_run(sweep):
+    """`imputebench plot --wandb` logs from store rows, a sweep from trials: both must reach one run."""
+    with ResultStore(sweep.store) as results:
+        frame = results.frame()
+    for _, stored in frame.iterrows():
+        row = sweep.rows[stored["config_hash"]]
+        for describe in (trial_key, trial_group, trial_name):
+            assert describe(stored) == describe(row.trial)
+        assert trial_config(stored, row_config(stored)) == trial_config(row.trial, row.config)
 
 
 def test_config_holds_the_trial_fields_the_full_model_config_and_the_attempt(sweep):
