@@ -20,7 +20,8 @@ import pytest
 from helpers import correlated_dataset
 from imputebench import leaderboard as lb
 from imputebench.data.sources import load_dataset
-from imputebench.runner.execute import models_dir_for, run_sweep
+from imputebench.runner.execute import run_sweep
+from imputebench.runner.worker import models_dir_for
 from imputebench.runner.presets import config_resolver
 from imputebench.runner.store import ResultStore, row_config
 from imputebench.runner.tracking import (
@@ -136,7 +137,7 @@ def sweep(tmp_path_factory) -> Sweep:
             env.delenv(name, raising=False)
         tracker = SweepTracker(WandbOptions("ib-test", mode="offline"), store)
 
-        def logged(trial, row) -> None:
+        def logged(trial, row, retry) -> None:
             rows[trial.key] = row
             run_ids.append(tracker.trial_finished(row))
 
@@ -268,3 +269,30 @@ def test_missing_wandb_package_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     with pytest.raises(TrackingError, match=r"pip install 'imputebench\[wandb\]'"):
         SweepTracker(WandbOptions(mode="offline"), tmp_path / "r.sqlite")
+
+
+def test_run_wandb_offline_logs_each_trial_and_the_leaderboard_without_the_key(tmp_path, monkeypatch, mirror_dir):
+    from typer.testing import CliRunner
+
+    from imputebench.cli import app
+
+    for name in WANDB_FOLDERS:
+        monkeypatch.setenv(name, str(tmp_path))
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    store = tmp_path / "store" / "r.sqlite"
+    command = ["run", "--models", "mean,vae", "--datasets", "iris", "--max-epochs", "2", "--data-dir", str(mirror_dir),
+               "--store", str(store), "--wandb", "--wandb-mode", "offline", "--wandb-project", "ib-test"]
+    try:
+        result = CliRunner().invoke(app, command)
+    finally:
+        import wandb
+
+        wandb.teardown()
+    assert result.exit_code == 0, result.output
+    with ResultStore(store) as results:
+        keys = sorted(results.frame()["config_hash"])
+    runs = {path.parent.name: path.stem.removeprefix("run-") for path in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")}
+    assert sorted(runs.values()) == sorted([*keys, sweep_id(keys)])  # one run per trial, and the leaderboard's
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+    assert leaked == [] and FAKE_KEY not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from imputebench.ratio_curves import ratio_curves
 from imputebench.runner.pictures import plot_dir_for, plot_store
 from imputebench.runner.presets import config_resolver, read_model_config
 from imputebench.runner.store import ResultStore, StoreError
-from imputebench.runner.tracking import MODES, TrackingError, WandbOptions, log_pictures
+from imputebench.runner.tracking import MODES, SweepTracker, TrackingError, WandbOptions, log_pictures
 from imputebench.runner.trials import expand
 
 app = typer.Typer(add_completion=False, help="A fair, reproducible benchmark for missing-data imputation.")
@@ -106,6 +107,10 @@ def run(
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")] = 0.0,
     max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)] = 0,
     trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")] = None,
+    wandb: Wandb = False,
+    wandb_project: WandbProject = "imputebench",
+    wandb_entity: WandbEntity = None,
+    wandb_mode: WandbMode = "online",
     verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
     fmt: Format = "md",
 ) -> None:
@@ -126,6 +131,7 @@ def run(
         overrides = read_model_config(model_config) if model_config else {}
         options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
                                threads=max(1, int(cpus_per_trial)))
+        wandb_options = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
     except (UnknownNameError, ValueError) as err:
         raise _fail(str(err), 2) from None
     try:
@@ -152,26 +158,56 @@ def run(
         raise _fail("the sweep is empty: name at least one model, dataset, mechanism, ratio and seed", 2)
     try:
         results = ResultStore(store)
+        tracker = _Tracker(SweepTracker(wandb_options, store, data_dir), verbose) if wandb_options else None
     except StoreError as err:
         raise _fail(str(err), 1) from None
+    except TrackingError as err:
+        raise _fail(str(err), 2) from None
     with results:
         summary = _sweep(trials, results, options, loaded, executor, ray_address, cpus_per_trial, gpus_per_trial,
-                         max_retries, verbose)
+                         max_retries, verbose, tracker)
         keys = {t.key for t in trials}
         board = lb.summarise(results.frame(keys))
     typer.echo(_render(board, fmt))
+    if tracker is not None:
+        tracker.sweep_finished(board, keys)
     retried = f", {summary.retried} retried" if summary.retried else ""
     err_console.print(
         f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed{retried}; store {store}",
         highlight=False,
     )
-    if summary.failed:
+    if summary.failed or (tracker is not None and tracker.error):
         raise typer.Exit(1)
 
 
+class _Tracker:
+    """W&B logging for ``run --wandb`` that never stops a sweep: the first W&B error is reported, logging
+    stops, and the command exits 1 at the end (every row is in the store regardless)."""
+
+    def __init__(self, tracker: SweepTracker, verbose: bool) -> None:
+        self.tracker, self.error = tracker, None
+        if not verbose:
+            os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own lines would break the progress display
+
+    def _log(self, call, *args) -> None:
+        if self.error is None:
+            try:
+                call(*args)
+            except TrackingError as err:
+                self.error = err
+                err_console.print(f"[bold red]W&B logging stopped:[/] {err} (results are still stored)", highlight=False)
+
+    def trial_finished(self, row) -> None:
+        self._log(self.tracker.trial_finished, row)
+
+    def sweep_finished(self, board, keys) -> None:
+        self._log(self.tracker.sweep_finished, board, keys)
+
+
 def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor: str, ray_address: str | None,
-           cpus_per_trial: float, gpus_per_trial: float, max_retries: int, verbose: bool) -> SweepSummary:
-    """The sweep under a progress display; every attempt stored as it ends."""
+           cpus_per_trial: float, gpus_per_trial: float, max_retries: int, verbose: bool,
+           tracker: _Tracker | None) -> SweepSummary:
+    """The sweep under a progress display; every attempt stored as it ends, then logged to W&B if asked."""
     try:
         runner = (LocalExecutor(options, loaded) if executor == "local" else
                   RayExecutor(options, loaded, ray_address, cpus_per_trial, gpus_per_trial, verbose=verbose))
@@ -182,8 +218,13 @@ def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor
     try:
         with SweepProgress(err_console, len(trials), stored, verbose) as progress:
 
+            def ended(trial, row, retry) -> None:
+                progress.trial_ended(trial, row, retry)
+                if tracker is not None:
+                    tracker.trial_finished(row)
+
             return run_sweep(trials, results, executor=runner, max_retries=max_retries,
-                             on_trial_start=progress.trial_started, on_trial_end=progress.trial_ended)
+                             on_trial_start=progress.trial_started, on_trial_end=ended)
     except (KeyboardInterrupt, SweepInterrupted):
         raise _fail(f"interrupted; every finished trial is stored in {results.path}, rerun to resume", 130) from None
     finally:
