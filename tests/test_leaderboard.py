@@ -3,8 +3,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from imputebench import leaderboard as lb
+from imputebench.cli import app
+from imputebench.runner.store import ResultRow, ResultStore
+from imputebench.runner.trials import Trial
 
 
 def rows() -> pd.DataFrame:
@@ -186,3 +190,24 @@ def test_failure_counts_from_attempts_count_retries_of_trials_that_finished():
     assert table_rows(text, "missing ratio 0.5")["mean"][-1] == "2" and "0 diverged, 1 failed, 1 timeout" in text
     assert "failures" in lb.to_csv(summary.reset_index()).splitlines()[0]
 
+
+@pytest.fixture
+def grid_store(tmp_path) -> str:
+    """:func:`grid` written to a store, as ``imputebench run`` would."""
+    path = str(tmp_path / "results.sqlite")
+    with ResultStore(path) as store:
+        for row in grid().to_dict("records"):
+            trial = Trial(row["model"], row["dataset"], row["mechanism"], row["ratio"], row["seed"], row["protocol"])
+            store.write(ResultRow(trial, "ok", None, metrics={"nrmse": row["metric.nrmse"]}, wall_time_s=1.0))
+    return path
+
+
+def test_cli_leaderboard_by_pivots_and_rejects_unknown_fields(grid_store):
+    runner = CliRunner()
+    board = runner.invoke(app, ["leaderboard", "--store", grid_store, "--by", "mechanism,ratio"])
+    assert board.exit_code == 0, board.output
+    assert "| mar, 0.2 " in board.output and "**0.250 ± 0.071**" in board.output
+    wide = runner.invoke(app, ["leaderboard", "--store", grid_store, "--by", "ratio", "--format", "csv"])
+    assert wide.exit_code == 0 and wide.output.startswith("protocol,dataset,mechanism,metric,model,0.2 mean,0.2 std")
+    wrong = runner.invoke(app, ["leaderboard", "--store", grid_store, "--by", "mechanism,seed"])
+    assert wrong.exit_code == 2 and "--by unknown field 'seed'" in " ".join(wrong.output.split())
