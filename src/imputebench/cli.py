@@ -79,10 +79,10 @@ def _device(accelerator: str) -> str:
     return device
 
 
-def _render(summary, fmt: str) -> str:
+def _render(summary, fmt: str, by: list[str] | None = None) -> str:
     if fmt not in ("md", "csv"):
         raise _fail(f"unknown format {fmt!r}; known: md, csv", 2)
-    return lb.to_markdown(summary) if fmt == "md" else lb.to_csv(summary)
+    return lb.to_markdown(summary, by=by) if fmt == "md" else lb.to_csv(summary, by=by)
 
 
 @app.command()
@@ -289,14 +289,24 @@ def _plot_ratio_curves(store: Path, output: Path) -> None:
 
 
 @app.command()
-def leaderboard(store: StorePath = DEFAULT_STORE, fmt: Format = "md",
-                output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Leaderboard of every finished trial in the store."""
+def leaderboard(
+    store: StorePath = DEFAULT_STORE,
+    fmt: Format = "md",
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    by: Annotated[str | None, typer.Option(
+        help="Fields that run across the tables, comma-separated, from protocol, dataset, mechanism, ratio "
+             "(e.g. mechanism,ratio); one table per remaining combination and metric.")] = None,
+) -> None:
+    """Leaderboard of every finished trial in the store, with each model's failed trials."""
+    try:
+        fields = None if by is None else lb.check_by(_split(by))
+    except ValueError as err:
+        raise _fail(f"--{err}", 2) from None
     if not store.exists():
         raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
     try:
         with ResultStore(store) as results:
-            text = _render(lb.summarise(results.frame()), fmt)
+            text = _render(lb.summarise(results.frame()), fmt, by=fields)
     except StoreError as err:
         raise _fail(str(err), 1) from None
     if output is None:

@@ -10,9 +10,19 @@ Each model is also tested against its group's best on the same metric: a two-sid
 signed-rank test on the per-seed scores, paired on seed (a seed fixes a cell's split and mask for
 every model, so the pairs share their data). With n pairs the smallest two-sided p is 2 / 2**n:
 0.25 for 3 seeds, and below 0.05 only from 6 seeds on.
+
+Failures are counted, not hidden: every line carries its (group, model)'s number of attempts whose
+status is not ``ok`` (``failures``, and one ``status.<status>`` column per status), and a model with no
+finished trial in a group keeps one line there (no metric, ``n_seeds`` 0) so its failures show.
+
+Layouts: by default one table per (protocol, mechanism, ratio) with datasets across; ``by`` names
+the group fields that run across instead (``by=["ratio"]``: missing ratios across, as VSAE Table 2),
+one table per remaining combination and metric. Both end with an overall rank per protocol.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,15 +33,50 @@ from imputebench.models.registry import UnknownNameError, get_model
 PRIMARY_METRICS = ("nrmse", "pfc", "mse")
 SIGNIFICANCE = 0.05
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
+FAILURE_STATUSES = ("diverged", "failed", "timeout")  # always given a column, so the CSV's columns do not depend on the data
+SUMMARY_COLUMNS = [*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s", "complete_data",
+                   "p_vs_best", "n_pairs"]
 
 
-def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Long form: one line per (group, model, metric) with mean, std (ddof=1), n_seeds and rank."""
+def summarise(rows: pd.DataFrame, attempts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long form: one line per (group, model, metric) with mean, std (ddof=1), n_seeds, rank and failure counts.
+
+    ``rows`` holds one row per trial (its last outcome); ``attempts``, when the store keeps them, one row per
+    attempt, so a trial that failed twice before succeeding counts 2 failures. Without ``attempts`` the
+    failures are the trials of ``rows`` whose status is not ``ok``.
+    """
+    failures = failure_counts(rows if attempts is None else attempts)
+    return _with_failures(_scores(rows), failures)
+
+
+def failure_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (group, model) of ``frame`` (trials or attempts): how many rows have each status other than ``ok``
+    (``status.<status>``, at least one column per :data:`FAILURE_STATUSES`) and their total, ``failures``."""
+    statuses = sorted(set(FAILURE_STATUSES) | set(frame["status"]) - {"ok"})
+    counts = frame.groupby([*GROUP, "model"])["status"].value_counts().unstack("status", fill_value=0)
+    counts = counts.reindex(columns=statuses, fill_value=0).astype(int).add_prefix("status.")
+    return counts.assign(failures=counts.sum(axis=1)).reset_index().rename_axis(columns=None)
+
+
+def _with_failures(stats: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
+    """``stats`` with ``failures`` merged on (group, model), plus one metric-less line for each (group, model)
+    that failed every attempt: dropping it would make a model that always crashes look merely absent."""
+    absent = failures.merge(stats[[*GROUP, "model"]].drop_duplicates(), on=[*GROUP, "model"], how="left", indicator=True)
+    absent = absent.loc[absent["_merge"] == "left_only", [*GROUP, "model"]]
+    absent = absent.assign(n_seeds=0, n_pairs=0, complete_data=absent["model"].map(_complete_data))
+    lines = pd.concat([stats, absent], ignore_index=True) if not absent.empty else stats
+    lines = lines.merge(failures, on=[*GROUP, "model"], how="left")
+    counts = [c for c in failures.columns if c.startswith("status.")] + ["failures"]
+    lines[counts] = lines[counts].fillna(0).astype(int)
+    return lines.sort_values([*GROUP, "metric", "rank", "model"]).reset_index(drop=True)
+
+
+def _scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``ok`` rows' statistics per (group, model, metric): mean, std, n_seeds, rank, test against the best."""
     ok = rows[rows["status"] == "ok"]
     metric_cols = [f"metric.{m}" for m in PRIMARY_METRICS if f"metric.{m}" in ok.columns]
     if ok.empty or not metric_cols:
-        return pd.DataFrame(columns=[*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s", "complete_data",
-                                     "p_vs_best", "n_pairs"])
+        return pd.DataFrame(columns=SUMMARY_COLUMNS).astype({"ratio": float})  # float, as the failures it is merged with
     long = ok.melt(id_vars=[*GROUP, "model", "seed", "wall_time_s"], value_vars=metric_cols, var_name="metric")
     long = long.dropna(subset=["value"])
     long["metric"] = long["metric"].str.removeprefix("metric.")
@@ -44,7 +89,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     stats["rank"] = stats.groupby([*GROUP, "model"])["metric_rank"].transform("mean")
     stats["complete_data"] = stats["model"].map(_complete_data)
     stats = stats.merge(_tests_against_best(long), on=[*GROUP, "metric", "model"], how="left")
-    return stats.drop(columns="metric_rank").sort_values([*GROUP, "metric", "rank", "model"]).reset_index(drop=True)
+    return stats.drop(columns="metric_rank")
 
 
 def paired_p_value(best: np.ndarray, other: np.ndarray) -> float:
@@ -82,8 +127,21 @@ def _complete_data(model: str) -> bool:
         return False
 
 
-def to_csv(summary: pd.DataFrame) -> str:
-    return summary.to_csv(index=False, float_format="%.6g")
+def check_by(by: Sequence[str]) -> list[str]:
+    """``by`` as a list of group fields to run across, or a ValueError naming the valid ones: a typo must not
+    quietly give another layout."""
+    unknown = [field for field in by if field not in GROUP]
+    if unknown or not by or len(set(by)) != len(by):
+        named = f"unknown field {unknown[0]!r}" if unknown else f"{','.join(by) or 'nothing'}: name each field once"
+        raise ValueError(f"by {named}; choose from {', '.join(GROUP)}")
+    return list(by)
+
+
+def to_csv(summary: pd.DataFrame, by: Sequence[str] | None = None) -> str:
+    """The long summary; with ``by``, the wide form of :func:`to_markdown`'s ``by`` tables: one line per
+    (remaining fields, metric, model), columns ``<label> mean`` and ``<label> std`` per column of the table."""
+    frame = summary if by is None else _wide(summary, check_by(by))
+    return frame.to_csv(index=False, float_format="%.6g")
 
 
 DECIMALS = {"mse": 4}  # image error per pixel, ~0.135: four decimals, as VSAE Tables 4-5; others three
@@ -95,30 +153,163 @@ def _cell(mean: float, std: float, best: bool, places: int = 3, p_vs_best: float
     return (f"**{text}**" if best else text) + mark
 
 
-def to_markdown(summary: pd.DataFrame) -> str:
-    """One table per (protocol, mechanism, ratio): models × 'dataset (metric)', best per column in bold."""
+def to_markdown(summary: pd.DataFrame, by: Sequence[str] | None = None) -> str:
+    """One table per (protocol, mechanism, ratio) with models × 'dataset (metric)', or with ``by`` one table per
+    remaining combination and metric with models × the ``by`` fields; best per column in bold. Then the overall
+    rank per protocol and a footer saying how to read them."""
+    by = None if by is None else check_by(by)
     if summary.empty:
         return "_No finished trials to show._\n"
-    sections = []
-    for (protocol, mechanism, ratio), block in summary.groupby(["protocol", "mechanism", "ratio"], sort=True):
-        block = block.assign(column=block["dataset"] + " (" + block["metric"].str.upper() + ")")
-        block = block.assign(best=block["mean"] == block.groupby("column")["mean"].transform("min"))
-        places = block["metric"].map(lambda metric: DECIMALS.get(metric, 3))
-        cells = zip(block["mean"], block["std"], block["best"], places, block["p_vs_best"])
-        block = block.assign(text=[_cell(*cell) for cell in cells])
-        table = block.pivot(index="model", columns="column", values="text").fillna("–")
+    sections = list(_dataset_sections(summary) if by is None else _by_sections(summary, by))
+    return "\n".join([*sections, _overall_section(summary)]) + "\n" + _footer(summary, by)
+
+
+def _dataset_sections(summary: pd.DataFrame) -> Iterator[str]:
+    """The default layout: per (protocol, mechanism, ratio), datasets (and their metrics) across."""
+    fields = ["protocol", "mechanism", "ratio"]
+    for values, block in summary.groupby(fields, sort=True):
+        block = block.assign(column=block["dataset"] + " (" + block["metric"].str.upper() + ")").sort_values("column")
         ranks = block.groupby(["model", "dataset"])["rank"].first().groupby("model").mean()
-        table["mean rank"] = ranks.map("{:.2f}".format)
-        seeds = block.groupby("model")["n_seeds"].min()
-        table["seeds"] = seeds.astype(str)
-        table = table.loc[ranks.sort_values().index]
-        table.index = pd.Index([f"{m} †" if _complete_data(m) else m for m in table.index], name="model")
-        header = f"### protocol `{protocol}`, mechanism `{mechanism}`, missing ratio {ratio:g}\n\n"
-        sections.append(header + table.reset_index().to_markdown(index=False) + "\n")
-    footer = (
-        "Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; rank averaged over datasets and "
-        "metrics; † = trained on complete data (as the VSAE tables mark their last rows); * = worse than its "
+        yield f"### {_describe(fields, values)}\n\n" + _model_table(block, ranks) + "\n"
+
+
+def _by_sections(summary: pd.DataFrame, by: list[str]) -> Iterator[str]:
+    for rest, values, metric, table in _by_tables(summary, by):
+        where = f"{_describe(rest, values)}: " if rest else ""
+        header = f"### {where}{metric.upper()} by {', '.join(by)}\n\n"
+        yield header + _model_table(table, _column_ranks(table)) + "\n"
+
+
+def _by_tables(summary: pd.DataFrame, by: list[str]) -> Iterator[tuple[list[str], tuple, str, pd.DataFrame]]:
+    """(remaining fields, their values, metric, lines) per table of the ``by`` layout, lines sorted by ``by`` and
+    labelled with their column; each column is one group. Models that failed every attempt in one of the table's
+    groups come along (metric-less lines) so their failures count; groups where no model finished have no column."""
+    rest = [field for field in GROUP if field not in by]
+    for values, block in [((), summary)] if not rest else summary.groupby(rest, sort=True):
+        scored, failed = block[block["metric"].notna()], block[block["metric"].isna()]
+        for metric, lines in scored.groupby("metric", sort=True):
+            in_table = pd.MultiIndex.from_frame(failed[GROUP]).isin(pd.MultiIndex.from_frame(lines[GROUP]))
+            table = pd.concat([lines, failed[in_table]]).sort_values(by)
+            yield rest, values, metric, table.assign(column=_labels(table, by))
+
+
+def _labels(lines: pd.DataFrame, fields: list[str]) -> pd.Series:
+    """Column label of each line: its values of ``fields``, ratios as 0.5, joined by ', '."""
+    parts = [lines[field].map("{:g}".format) if field == "ratio" else lines[field].astype(str) for field in fields]
+    return pd.concat(parts, axis=1).agg(", ".join, axis=1)
+
+
+def _describe(fields: Sequence[str], values: Sequence) -> str:
+    """A table's header: ``protocol `vsae`, mechanism `mcar`, missing ratio 0.5``."""
+    return ", ".join(f"missing ratio {value:g}" if field == "ratio" else f"{field} `{value}`"
+                     for field, value in zip(fields, values))
+
+
+def _column_ranks(table: pd.DataFrame) -> pd.Series:
+    """Each model's rank (lowest mean = 1) in every column where it has a score, averaged; NaN for none."""
+    scored = table[table["metric"].notna()]
+    ranks = scored.groupby("column")["mean"].rank(method="min").groupby(scored["model"]).mean()
+    return ranks.reindex(sorted(table["model"].unique()))
+
+
+def _per_model(lines: pd.DataFrame, ranks: pd.Series) -> pd.DataFrame:
+    """Each model's mean rank, fewest seeds and failed attempts over ``lines``, best mean rank first."""
+    failures = lines.drop_duplicates([*GROUP, "model"]).groupby("model")["failures"].sum()
+    per_model = pd.DataFrame({"mean rank": ranks, "seeds": lines.groupby("model")["n_seeds"].min(), "failures": failures})
+    return per_model.loc[ranks.sort_values().index]
+
+
+def _model_table(lines: pd.DataFrame, ranks: pd.Series) -> str:
+    """Models × ``lines['column']`` (in the order of ``lines``): mean ± std, bold best per column, * where worse
+    than it; – where a model has no score; then :func:`_per_model`'s columns and † for complete-data models."""
+    scored = lines[lines["metric"].notna()]
+    best = scored["mean"] == scored.groupby("column")["mean"].transform("min")
+    places = scored["metric"].map(lambda metric: DECIMALS.get(metric, 3))
+    text = [_cell(*cell) for cell in zip(scored["mean"], scored["std"], best, places, scored["p_vs_best"])]
+    per_model = _per_model(lines, ranks)
+    table = scored.assign(text=text).pivot(index="model", columns="column", values="text")
+    table = table.reindex(index=per_model.index, columns=scored["column"].unique()).fillna("–")
+    table["mean rank"] = per_model["mean rank"].map(_rank_text)
+    table[["seeds", "failures"]] = per_model[["seeds", "failures"]].astype(str)
+    table.index = pd.Index(_marked(table.index), name="model")
+    return table.reset_index().to_markdown(index=False)
+
+
+def _marked(models: Iterable[str]) -> list[str]:
+    """Model names with † after those trained on complete data, whose scores are not comparable with the rest's."""
+    return [f"{model} †" if _complete_data(model) else model for model in models]
+
+
+def _rank_text(rank: float) -> str:
+    return "–" if pd.isna(rank) else f"{rank:.2f}"
+
+
+def _wide(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The ``by`` tables as numbers, stacked: the CSV twin of :func:`_by_sections`."""
+    frames = []
+    for rest, values, metric, table in _by_tables(summary, by):
+        cells = table[table["metric"].notna()].pivot(index="model", columns="column", values=["mean", "std"])
+        cells.columns = [f"{label} {stat}" for stat, label in cells.columns]
+        per_model = _per_model(table, _column_ranks(table))
+        frame = per_model.join(cells).rename_axis("model").reset_index()
+        frames.append(frame.assign(**dict(zip(rest, values)), metric=metric))
+    first = [field for field in GROUP if field not in by] + ["metric", "model"]
+    if not frames:
+        return pd.DataFrame(columns=[*first, "mean rank", "seeds", "failures"])
+    scored = summary[summary["metric"].notna()].sort_values(by)
+    cells = [f"{label} {stat}" for label in _labels(scored, by).unique() for stat in ("mean", "std")]
+    return pd.concat(frames, ignore_index=True)[first + cells + ["mean rank", "seeds", "failures"]]
+
+
+def overall_ranks(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per protocol and model: ``mean_rank``, its rank averaged over the (dataset, mechanism, ratio) groups in
+    which every model of the protocol has a score (``groups`` of them), ``scored_in`` groups out of ``of``, and
+    ``failures``. Averaging each model over the groups it happens to have would rank a model skipped on the
+    hard datasets above one that ran them all; with no complete group ``mean_rank`` is NaN."""
+    lines = summary.drop_duplicates([*GROUP, "model"])
+    frames = []
+    for protocol, block in lines.groupby("protocol", sort=True):
+        ranks = block.set_index([*GROUP[1:], "model"])["rank"].unstack("model")  # (groups, models); NaN: no score
+        complete = ranks.dropna()
+        frames.append(pd.DataFrame({
+            "protocol": protocol, "mean_rank": complete.mean(), "groups": len(complete),
+            "scored_in": ranks.notna().sum(), "of": len(ranks), "failures": block.groupby("model")["failures"].sum(),
+        }).rename_axis("model").reset_index().sort_values(["mean_rank", "model"]))
+    return pd.concat(frames, ignore_index=True)[["protocol", "model", "mean_rank", "groups", "scored_in", "of", "failures"]]
+
+
+def _overall_section(summary: pd.DataFrame) -> str:
+    sections = []
+    for protocol, block in overall_ranks(summary).groupby("protocol", sort=True):
+        table = pd.DataFrame({
+            "model": _marked(block["model"]), "mean rank": block["mean_rank"].map(_rank_text),
+            "groups": block["groups"].astype(str),
+            "scored in": block["scored_in"].astype(str) + " / " + block["of"].astype(str),
+            "failures": block["failures"].astype(str),
+        })
+        sections.append(f"### overall, protocol `{protocol}`\n\n" + table.to_markdown(index=False) + "\n")
+    return "\n".join(sections)
+
+
+def _footer(summary: pd.DataFrame, by: list[str] | None) -> str:
+    columns = f"a table's columns ({', '.join(by)})" if by else "datasets and metrics"
+    ranks = f"rank averaged over {columns}"
+    return (
+        f"Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; {ranks}; "
+        "† = trained on complete data (as the VSAE tables mark their last rows); * = worse than its "
         f"column's best by a two-sided Wilcoxon signed-rank test paired on seed (p < {SIGNIFICANCE:g}). With n seeds the "
         f"smallest possible p is 2/2^n ({_pairs_note(summary)}), so fewer than 6 seeds can show no *.\n"
+        "Overall: per protocol, a model's rank in each (dataset, mechanism, ratio) averaged over the `groups` in which "
+        "every model listed has a score, so no model is ranked on an easier subset; `scored in` counts the groups "
+        "where it has one. `seeds` = fewest finished seeds in a column (0: none finished).\n"
+        f"{_failure_note(summary)}\n"
     )
-    return "\n".join(sections) + "\n" + footer
+
+
+def _failure_note(summary: pd.DataFrame) -> str:
+    """The footer's failure line: attempts whose status is not ok, by status, over the whole leaderboard."""
+    counts = summary.drop_duplicates([*GROUP, "model"]).filter(like="status.").sum()
+    if not counts.any():
+        return "`failures` = attempts whose status is not ok: none here."
+    by_status = ", ".join(f"{count} {status.removeprefix('status.')}" for status, count in counts.items())
+    return f"`failures` = attempts whose status is not ok: {by_status}."
