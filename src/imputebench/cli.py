@@ -167,7 +167,7 @@ def run(
         summary = _sweep(trials, results, options, loaded, executor, ray_address, cpus_per_trial, gpus_per_trial,
                          max_retries, verbose, tracker)
         keys = {t.key for t in trials}
-        board = lb.summarise(results.frame(keys))
+        board = lb.summarise(results.frame(keys), attempts=results.attempts(keys))
     typer.echo(_render(board, fmt))
     if tracker is not None:
         tracker.sweep_finished(board, keys)
@@ -306,7 +306,7 @@ def leaderboard(
         raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
     try:
         with ResultStore(store) as results:
-            text = _render(lb.summarise(results.frame()), fmt, by=fields)
+            text = _render(lb.summarise(results.frame(), attempts=results.attempts()), fmt, by=fields)
     except StoreError as err:
         raise _fail(str(err), 1) from None
     if output is None:
