@@ -9,6 +9,7 @@ from typing import Annotated
 import torch
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from imputebench import leaderboard as lb
@@ -51,7 +52,7 @@ WandbMode = Annotated[str, typer.Option("--wandb-mode", help=f"W&B mode: {' or '
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "imputebench[ray]" is not markup
     return typer.Exit(code)
 
 
@@ -195,7 +196,7 @@ class _Tracker:
                 call(*args)
             except TrackingError as err:
                 self.error = err
-                err_console.print(f"[bold red]W&B logging stopped:[/] {err} (results are still stored)", highlight=False)
+                err_console.print(f"[bold red]W&B logging stopped:[/] {escape(str(err))} (results are still stored)", highlight=False)
 
     def trial_finished(self, row) -> None:
         self._log(self.tracker.trial_finished, row)

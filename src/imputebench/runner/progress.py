@@ -8,6 +8,7 @@ back to "remaining"; a trial counts as failed once its last attempt has failed.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from imputebench.runner.executors import Job
@@ -59,7 +60,7 @@ class SweepProgress:
         if row.status != "ok":
             then = "retrying" if retry else "giving up"
             self.progress.console.print(
-                f"[red]{row.status}[/] {label} (attempt {row.attempt}, {then}): {row.reason}", highlight=False
+                f"[red]{row.status}[/] {label} (attempt {row.attempt}, {then}): {escape(str(row.reason))}", highlight=False
             )
         elif self.verbose:
             wall = f"{row.wall_time_s:.1f} s" if row.wall_time_s is not None else "?"

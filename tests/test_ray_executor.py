@@ -1,0 +1,124 @@
+"""The Ray executor on a local cluster with declared (fake) GPUs: scheduling, CUDA_VISIBLE_DEVICES,
+fractional packing, CPU-only classical trials, the driver's kill of an overstaying task, and rows
+identical to the local executor's. One cluster for the module: Ray starts in seconds, and each worker
+process imports torch once (Ray keeps separate workers for GPU tasks), so the GPU tests share theirs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+
+import pytest
+
+from helpers import correlated_dataset
+from imputebench.runner.executors import Job, LocalExecutor, RayExecutor
+from imputebench.runner.execute import run_sweep
+from imputebench.runner.store import ResultRow, ResultStore
+from imputebench.runner.trials import Trial, expand
+from imputebench.runner.worker import TrialOptions
+
+ray = pytest.importorskip("ray")
+FAKE_GPUS, CPUS = 2, 4
+DATA = {"toy": correlated_dataset(200)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """A local cluster with 2 declared GPUs on this CPU machine (Ray's GPUs are logical resources)."""
+    visible = os.environ.pop("CUDA_VISIBLE_DEVICES", None)  # Ray refuses fake GPUs beyond a set variable
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the probes below run in workers
+    ray.init(address="local", num_cpus=CPUS, num_gpus=FAKE_GPUS, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    if visible is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+
+
+def probe(trial: Trial, attempt: int, dataset, options: TrialOptions) -> ResultRow:
+    """Stands for a trial: records what the worker was given and when it ran (sleeping so tasks overlap)."""
+    start = time.time()
+    time.sleep(2.0)
+    return ResultRow(trial, "ok", None, hardware=options.device, attempt=attempt,
+                     metrics={"start": start, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "")})
+
+
+def hang(trial: Trial, attempt: int, dataset, options: TrialOptions) -> ResultRow:
+    """A trial stuck where its own alarm cannot reach it (the alarm is ignored)."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(60)
+    return ResultRow(trial, "ok", None)
+
+
+def run_probes(models: list[str], gpus_per_trial: float, work=probe, **options) -> list[ResultRow]:
+    executor = RayExecutor(TrialOptions(**options), gpus_per_trial=gpus_per_trial, work=work)
+    queue = deque(Job(Trial(model, "toy", "mcar", 0.5, seed, "vsae"), 1) for seed, model in enumerate(models))
+    rows = [row for _, row in executor.run(queue, lambda job: None)]
+    executor.close()
+    return rows
+
+
+def overlapping(rows: list[ResultRow]) -> bool:
+    """Whether every task ran at one moment together."""
+    return max(r.metrics["start"] for r in rows) < min(r.metrics["end"] for r in rows)
+
+
+def test_quarter_gpus_pack_four_trials_onto_the_first_gpu_at_once():
+    rows = run_probes(["vae"] * 4, gpus_per_trial=0.25)
+    assert [r.metrics["gpus"] for r in rows] == ["0"] * 4
+    assert overlapping(rows)
+
+
+def test_whole_gpus_go_one_per_trial_and_each_trial_sees_only_its_own():
+    rows = run_probes(["vae"] * 4, gpus_per_trial=1)
+    assert sorted(r.metrics["gpus"] for r in rows) == ["0", "0", "1", "1"]
+    assert {r.hardware for r in rows} == {"cuda"}
+    for a in rows:  # two trials that ran at the same time had different GPUs
+        for b in rows:
+            if a is not b and a.metrics["start"] < b.metrics["end"] and b.metrics["start"] < a.metrics["end"]:
+                assert a.metrics["gpus"] != b.metrics["gpus"]
+
+
+def test_classical_baselines_run_as_cpu_only_trials():
+    rows = run_probes(["mean", "mice"], gpus_per_trial=1)
+    assert [r.metrics["gpus"] for r in rows] == ["", ""] and {r.hardware for r in rows} == {"cpu"}
+
+
+def test_the_driver_kills_a_trial_that_overstays_its_timeout(monkeypatch):
+    import imputebench.runner.executors as executors
+
+    monkeypatch.setattr(executors, "KILL_GRACE_S", 0.5)
+    start = time.monotonic()
+    (row,) = run_probes(["mean"], gpus_per_trial=0, work=hang, timeout_s=0.5)
+    assert row.status == "timeout" and "killed by the driver" in row.reason
+    assert time.monotonic() - start < 20
+
+
+def test_ray_rows_equal_local_rows_for_the_same_seeds(tmp_path):
+    trials = expand(["mean", "vae"], ["toy"], ["mcar"], [0.5], [0, 1], "vsae",
+                    lambda model, dataset: {"max_epochs": 2} if model == "vae" else {})
+    frames = {}
+    for name in ("local", "ray"):
+        options = TrialOptions()
+        executor = LocalExecutor(options, DATA) if name == "local" else RayExecutor(options, DATA)
+        with ResultStore(tmp_path / f"{name}.sqlite") as store:
+            summary = run_sweep(trials, store, executor=executor)
+            frames[name] = store.frame().sort_values("config_hash").reset_index(drop=True)
+        executor.close()
+        assert summary.ok == len(trials)
+    columns = ["config_hash", "status", "metric.nrmse", "metric.pfc", "mask_hash", "hardware"]
+    assert frames["ray"][columns].equals(frames["local"][columns])
+
+
+def test_without_ray_the_executor_says_how_to_install_it(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from imputebench.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    result = CliRunner().invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--executor", "ray",
+                                      "--store", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 2 and "pip install 'imputebench[ray]'" in result.output
