@@ -141,3 +141,20 @@ def test_bad_model_config_file_exits_2_and_keeps_results(store, tmp_path):
     result = invoke("run", "--models", "vsae", "--datasets", "iris", "--model-config", str(bad), "--store", store)
     assert result.exit_code == 2 and "no_such_field" in result.output
     assert stored_rows(store) == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--executor", "spark"], "unknown executor 'spark'"),
+    (["--gpus-per-trial", "0.25"], "apply to --executor ray"),
+    (["--ray-address", "auto"], "apply to --executor ray"),
+    (["--executor", "ray", "--accelerator", "gpu"], "ask with --gpus-per-trial"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--max-retries", "-1"], "Invalid value for '--max-retries'"),
+    (["--trial-timeout", "0"], "--trial-timeout must be > 0"),
+])
+def test_executor_options_that_cannot_apply_are_refused_before_anything_runs(tmp_path, options, message):
+    store = tmp_path / "r.sqlite"
+    result = CliRunner().invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--store", str(store), *options])
+    unwrapped = "".join(ch for ch in result.output if not ch.isspace() and ch not in "│╭╮╰╯─")  # Rich wraps and boxes
+    assert result.exit_code == 2 and "".join(message.split()) in unwrapped
+    assert not store.exists()

@@ -124,8 +124,7 @@ def run(
         for name in mechanism_list:
             get_mechanism(name)
         get_protocol(protocol)
-        if executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+        _check_resources(executor, accelerator, ray_address, cpus_per_trial, gpus_per_trial)
         device = _device(accelerator) if executor == "local" else "cpu"  # a Ray trial's device is the GPU Ray gives it
         dataset_list = resolve_datasets(datasets)
         ratio_list, seed_list = [validate_ratio(float(r)) for r in _split(ratios)], _seeds(seeds)
@@ -179,6 +178,18 @@ def run(
     )
     if summary.failed or (tracker is not None and tracker.error):
         raise typer.Exit(1)
+
+
+def _check_resources(executor: str, accelerator: str, ray_address: str | None, cpus: float, gpus: float) -> None:
+    """Options that would be silently ignored are refused: each executor takes its own."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if not cpus > 0 or not gpus >= 0:
+        raise ValueError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus:g} and {gpus:g}")
+    if executor == "local" and (ray_address is not None or gpus > 0):
+        raise ValueError("--ray-address and --gpus-per-trial apply to --executor ray; locally, --accelerator picks the device")
+    if executor == "ray" and accelerator != "cpu":
+        raise ValueError("with --executor ray a trial's device is the GPU Ray gives it: ask with --gpus-per-trial, not --accelerator")
 
 
 class _Tracker:
