@@ -95,12 +95,6 @@ class FitResults(Protocol):
     def load_fit_results(self, results: dict[str, Any]) -> None: ...
 
 
-class ShardedData(Protocol):
-    """A batch iterable that can give one rank its share (``IndexBatches``, ``ValidationBatches``)."""
-
-    def shard(self, rank: int, world_size: int, device: torch.device) -> ShardedData: ...
-
-
 @dataclass(frozen=True)
 class _InRank:
     """``function`` run in a spawned rank inside ``context()``; an exception of one of the types
@@ -169,7 +163,7 @@ class SpawnDDPStrategy(DDPStrategy):
 
     def process_dataloader(self, dataloader: object) -> object:
         dataloader = super().process_dataloader(dataloader)
-        if hasattr(dataloader, "shard"):
+        if hasattr(dataloader, "shard"):  # IndexBatches, ValidationBatches
             return dataloader.shard(self.global_rank, self.world_size, self.root_device)
         return dataloader
 
