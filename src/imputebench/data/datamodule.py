@@ -8,6 +8,7 @@ per-step host-to-device copy. Lightning accepts any iterable as a loader.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import lightning as L
@@ -25,6 +26,9 @@ class IndexBatches:
     A short last batch is kept (if it has ``min_rows``), or with ``fill_last`` topped up to
     ``batch_size`` with the rows at the start of the epoch's order, cycling through them again
     when the table is smaller than a batch: every step then sees a full batch.
+
+    Under DDP each rank iterates its :meth:`shard`: its share of the same epoch's order (every
+    rank holds the same generator state, so all draw the same permutation), batched as above.
     """
 
     def __init__(
@@ -43,10 +47,57 @@ class IndexBatches:
         self.table, self.batch_size, self.shuffle, self.min_rows = table, batch_size, shuffle, min_rows
         self.fill_last = fill_last
         self.generator = torch.Generator(device=table.device).manual_seed(seed)
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int, device: torch.device) -> IndexBatches:
+        """Rank ``rank``'s share of every epoch, on ``device``: the epoch's order, cycled from its
+        start up to a multiple of ``world_size`` rows (as torch's ``DistributedSampler`` pads),
+        dealt row by row. Every rank gets ``ceil(n / world_size)`` rows, hence the same number of
+        steps: a rank with one step more would wait forever for the others' gradients."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} ranks")
+        share = -(-self.table.n_rows // world_size)
+        if share < self.min_rows:
+            raise ValueError(
+                f"{self.table.n_rows} rows on {world_size} devices: {share} per device, "
+                f"at least {self.min_rows} are needed per training batch"
+            )
+        sharded = copy.copy(self)
+        sharded.rank, sharded.world_size = rank, world_size
+        if torch.device(device) != self.table.device:
+            sharded.table = self.table.to(device)
+            sharded.generator = torch.Generator(device=device)
+            sharded.generator.set_state(self.generator.get_state())
+        return sharded
+
+    def __getstate__(self) -> dict:
+        """The generator as its device and state bytes: torch.multiprocessing sends a tensor to a
+        spawned DDP rank as shared memory that the sender must keep alive until the rank maps it,
+        which a state read here for the message (or a pickled ``Generator``'s) is not."""
+        state = self.__dict__.copy()
+        state["generator"] = (self.generator.device, self.generator.get_state().numpy().tobytes())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        device, generator_state = state["generator"]
+        state["generator"] = torch.Generator(device=device)
+        state["generator"].set_state(torch.frombuffer(bytearray(generator_state), dtype=torch.uint8))
+        self.__dict__.update(state)
+
+    def _rows_per_rank(self) -> int:
+        return -(-self.table.n_rows // self.world_size)
 
     def __len__(self) -> int:
-        full, rest = divmod(self.table.n_rows, self.batch_size)
+        full, rest = divmod(self._rows_per_rank(), self.batch_size)
         return full + (rest > 0 if self.fill_last else rest >= max(self.min_rows, 1))
+
+    def _share(self, order: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of the epoch's ``order`` ``(n,)``: ``(ceil(n / world_size),)``."""
+        if self.world_size == 1:
+            return order
+        rows = self._rows_per_rank() * self.world_size
+        padded = order.repeat(-(-rows // len(order)))[:rows]  # (rows,): cycled from the start
+        return padded[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, device = self.table.n_rows, self.table.device
@@ -55,13 +106,20 @@ class IndexBatches:
             if self.shuffle
             else torch.arange(n, device=device)
         )
+        order = self._share(order)  # (m,): every row, or this rank's share
         if self.fill_last:
             rows = len(self) * self.batch_size  # every step a full batch
-            order = order.repeat(-(-rows // n))[:rows]  # (steps * b,)
+            order = order.repeat(-(-rows // len(order)))[:rows]  # (steps * b,)
         for idx in order.split(self.batch_size):
             if len(idx) < self.min_rows:  # a last batch too small for batch normalisation is skipped
                 return
             yield self.table.rows(idx)  # (b, D), (b, D)
+
+
+def dealt_chunk(local_index: int, rank: int, world_size: int) -> int:
+    """The single-process index of the ``local_index``-th validation chunk of ``rank`` (chunks are
+    dealt round-robin by :meth:`ValidationBatches.shard`); past the last chunk for padding."""
+    return local_index * world_size + rank
 
 
 class ValidationBatches:
@@ -70,12 +128,37 @@ class ValidationBatches:
 
     def __init__(self, split: ValidationSplit, batch_size: int) -> None:
         self.split, self.batch_size = split, batch_size
+        self.rank, self.world_size = 0, 1
 
-    def __len__(self) -> int:
+    def shard(self, rank: int, world_size: int, device: torch.device) -> ValidationBatches:
+        """Rank ``rank``'s chunks, on ``device``: the single-process chunks dealt whole, round-robin
+        (:func:`dealt_chunk`), so each chunk is scored exactly as one process scores it and a
+        metric summed over ranks is the single-process one. A rank short of chunks gets empty
+        ``(0, D)`` ones, so that all ranks take the same number of steps (each step is a DDP
+        forward, which may broadcast buffers) and all reach the epoch's end, where the metric
+        is synchronised."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} ranks")
+        sharded = copy.copy(self)
+        sharded.rank, sharded.world_size = rank, world_size
+        if torch.device(device) != self.split.table.device:
+            sharded.split = self.split.to(device)
+        return sharded
+
+    def _chunks(self) -> int:
         return -(-self.split.table.n_rows // self.batch_size)
 
+    def __len__(self) -> int:
+        return -(-self._chunks() // self.world_size)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        return self.split.chunks(self.batch_size)
+        dealt = 0
+        for index, chunk in enumerate(self.split.chunks(self.batch_size)):
+            if index % self.world_size == self.rank:
+                dealt += 1
+                yield chunk
+        for _ in range(len(self) - dealt):
+            yield tuple(t[:0] for t in chunk)  # (0, D) each: padding
 
 
 class TabularDataModule(L.LightningDataModule):

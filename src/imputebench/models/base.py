@@ -32,8 +32,9 @@ from typing import ClassVar
 import lightning as L
 import torch
 
-from imputebench.data.datamodule import IndexBatches, ValidationBatches
+from imputebench.data.datamodule import IndexBatches, ValidationBatches, dealt_chunk
 from imputebench.data.table import Table, ValidationSplit
+from imputebench.models.distributed import Distribution, rank_seed
 from imputebench.models.imputer import Imputer
 from imputebench.nn.layout import SchemaLayout
 from imputebench.schema import FeatureSchema
@@ -114,6 +115,8 @@ def _quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"lightning\..*")
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            # under DDP: what is logged is already summed over ranks (ImputerModule.sum_over_ranks)
+            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -129,6 +132,9 @@ class ImputerModule(L.LightningModule, Imputer):
     #: take configs/training.yaml's per-family learning rate and epochs (the VSAE paper's
     #: settings for the models it trains); False keeps the model's own paper's defaults
     uses_family_presets: ClassVar[bool] = True
+    #: exceptions a DDP rank raises at the same point as every other rank (the divergence check
+    #: reads epoch means summed over ranks), brought back to the main process with their type
+    carried_errors: ClassVar[tuple[type[BaseException], ...]] = (DivergedError,)
 
     def __init__(self, seed: int = 0, **config: object) -> None:
         L.LightningModule.__init__(self)
@@ -139,6 +145,7 @@ class ImputerModule(L.LightningModule, Imputer):
         self._best_state: dict | None = None
         #: one entry per trained epoch: its ``train_<part>`` means and ``val_error`` (for W&B dashboards)
         self.history: list[dict[str, float]] = []
+        self.distribution = Distribution()
         # One optimiser and one backward per step: stepping it ourselves (through Lightning's
         # optimiser wrapper, so precision and strategy plugins still apply) skips the closure
         # machinery of automatic optimisation, ~60 us per step (benchmarks/README.md).
@@ -180,6 +187,17 @@ class ImputerModule(L.LightningModule, Imputer):
         self.build(schema)
         return self
 
+    def distribute(self, distribution: Distribution) -> ImputerModule:
+        """Train with ``distribution`` (devices and strategy) from the next :meth:`fit` on; one
+        device by default. Under DDP each rank steps on its own ``batch_size`` rows, so the
+        effective batch is ``devices x batch_size`` (see :mod:`imputebench.models.distributed`)."""
+        if distribution.distributed and type(self).players is not ImputerModule.players:
+            # Each player's backward reaches its own parameters only, and DDP's reducer waits for
+            # the gradients of every parameter after each backward: the ranks would never sync.
+            raise ValueError(f"{self.name}: adversarial models (one optimiser per player) cannot train with --strategy ddp")
+        self.distribution = distribution
+        return self
+
     def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
         self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
         self.history = []
@@ -197,9 +215,6 @@ class ImputerModule(L.LightningModule, Imputer):
         with _quiet_lightning():
             trainer = self._make_trainer(device, max_epochs)
             trainer.fit(self, batches, val_batches)
-        self.epochs_trained = trainer.current_epoch
-        if self._best_state is not None:
-            self.load_state_dict(self._best_state)
         self.eval()
         return self
 
@@ -219,11 +234,10 @@ class ImputerModule(L.LightningModule, Imputer):
         return self.cfg.max_epochs
 
     def _make_trainer(self, device: torch.device, max_epochs: int) -> L.Trainer:
-        """A quiet trainer on the data's device: no logger, checkpoints, progress bar or callbacks
-        (early stopping is :meth:`_consider`'s)."""
+        """A quiet trainer on the data's device, or on :attr:`distribution`'s devices: no logger,
+        checkpoints, progress bar or callbacks (early stopping is :meth:`_consider`'s)."""
         return L.Trainer(
-            accelerator="gpu" if device.type == "cuda" else device.type,
-            devices=[device.index or 0] if device.type == "cuda" else 1,
+            **self.distribution.trainer_arguments(device, _quiet_lightning),
             max_epochs=max_epochs,
             logger=False,
             enable_checkpointing=False,
@@ -283,6 +297,46 @@ class ImputerModule(L.LightningModule, Imputer):
         return torch.cat(parts, dim=1)
 
     # --- Lightning hooks ---------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Under DDP, a random stream per rank: spawned ranks start from the main process's state,
+        and identical streams would draw the same noise for every rank's rows."""
+        if self.trainer.world_size > 1:
+            torch.manual_seed(rank_seed(self.seed, self.global_rank))
+
+    def on_fit_end(self) -> None:
+        """Count the epochs and load the best epoch's weights in the process that trained: under
+        DDP's spawned ranks, the weights that reach the main process are rank 0's at this point."""
+        self.epochs_trained = self.trainer.current_epoch
+        if self._best_state is not None:
+            self.load_state_dict(self._best_state)
+
+    def fit_results(self) -> dict[str, object]:
+        """What a fit leaves on the module beside its weights (sent from DDP's rank 0 to the main process)."""
+        return {
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "epochs_trained": self.epochs_trained,
+            "history": self.history,
+        }
+
+    def load_fit_results(self, results: dict[str, object]) -> None:
+        """Take the :meth:`fit_results` of a fit that ran in another process."""
+        self.best_score, self.best_epoch = results["best_score"], results["best_epoch"]
+        self.epochs_trained, self.history = results["epochs_trained"], results["history"]
+
+    def sum_over_ranks(self, *values: float | torch.Tensor) -> list[float]:
+        """``values`` (each rank's share of an epoch's sums) summed over the ranks of a DDP fit, so
+        that every rank logs and selects on the same numbers; as they are in one process."""
+        if self.trainer.world_size == 1:
+            return [float(v) for v in values]
+        stacked = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)  # (len(values),)
+        return self.trainer.strategy.reduce(stacked, reduce_op="sum").tolist()
+
+    def validation_chunk(self, batch_idx: int) -> int:
+        """The single-process index of this rank's validation batch ``batch_idx``, for randomness
+        that must follow the rows rather than the rank (VAEAC's seeded validation)."""
+        return dealt_chunk(batch_idx, self.global_rank, self.trainer.world_size)
+
     def players(self) -> dict[str, Player]:
         """Loss part -> the :class:`Player` (parameters, Adam) that minimises it. A likelihood model
         has one, ``"loss"``, training every parameter; an adversarial model names one per network
@@ -340,8 +394,14 @@ class ImputerModule(L.LightningModule, Imputer):
             self.manual_backward(parts[name], inputs=self._players[name].parameters, retain_graph=i < len(names) - 1)
             optimizer.step()
 
+    def _epoch_means(self) -> dict[str, float]:
+        """Each recorded part's mean over the epoch's evaluations (of every rank, under DDP)."""
+        names = list(self._sums)
+        totals = self.sum_over_ranks(*(self._sums[name] for name in names), *(self._counts[name] for name in names))
+        return {name: total / count for name, total, count in zip(names, totals, totals[len(names) :])}
+
     def on_train_epoch_end(self) -> None:
-        means = {name: float(total) / self._counts[name] for name, total in self._sums.items()}
+        means = self._epoch_means()
         diverged = [name for name, value in means.items() if not math.isfinite(value)]
         if diverged:
             raise DivergedError(f"{self.name}: non-finite training loss ({', '.join(diverged)}) at epoch {self.current_epoch}")
@@ -357,7 +417,13 @@ class ImputerModule(L.LightningModule, Imputer):
         self.selection.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Score one chunk's pooled imputation. A chunk of no rows is a DDP rank's padding
+        (``ValidationBatches.shard``), which not every model's networks accept: a model that
+        writes its own validation step must accept it too."""
         x, observed, truth = batch
+        if not len(x):  # nothing to score, but every rank's metric has been updated when it syncs
+            self.selection.update(x, truth, observed)
+            return
         draws = self._draw(x, observed, self._draws())  # (k, b, D)
         imputed = torch.where(observed, x, self.pool(draws))
         self.selection.update(imputed, truth, observed)

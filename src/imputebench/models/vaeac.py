@@ -261,13 +261,14 @@ class VAEAC(ImputerModule):
         """Negative IWAE on the validation rows' observed entries; the truth of hidden entries is not used.
 
         b as in training (missing features b = 1 and unscored, the rest b = 1 with rate 0.2), drawn
-        with a generator re-seeded per batch so every epoch sees the same masks and noise.
+        with a generator re-seeded per batch so every epoch sees the same masks and noise; seeded by
+        the batch's single-process index, so a DDP rank scores its chunks exactly as one process does.
         """
         x, observed, _ = batch
         k = self.cfg.validation_iwae_samples
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed + 2 + batch_idx)
+            torch.manual_seed(self.seed + 2 + self.validation_chunk(batch_idx))
             unobserved = sample_unobserved(self.layout.modality_mask(observed), self.cfg.unobserved_rate)
             rows = max(1, self.cfg.eval_rows // k)  # rows x samples per forward pass
             for xs, os, bs in zip(x.split(rows), observed.split(rows), unobserved.split(rows)):
@@ -275,7 +276,8 @@ class VAEAC(ImputerModule):
         self._val_rows += x.shape[0]
 
     def on_validation_epoch_end(self) -> None:
-        score = float(self._val_sum) / max(self._val_rows, 1)  # mean negative IWAE, lower is better
+        total, rows = self.sum_over_ranks(self._val_sum, self._val_rows)  # every rank's rows, under DDP
+        score = total / max(rows, 1)  # mean negative IWAE, lower is better
         self.select_on("val_iwae", score)
 
     # --- imputation -------------------------------------------------------------------------------
