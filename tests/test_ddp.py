@@ -186,3 +186,35 @@ def test_ddp_fit_of_a_vae_imputes_in_the_main_process(data):
     assert model.training_summary() == {"epochs": len(history), "best_epoch": model.best_epoch}
     assert all(set(entry) == {"epoch", "train_loss", "train_rec", "train_kl", "val_error"} for entry in history)
     assert model.best_score == min(entry["val_error"] for entry in history)
+
+
+def test_run_trains_a_trial_with_ddp_on_two_processes_and_says_so_in_its_row(tmp_path, mirror_dir):
+    from typer.testing import CliRunner
+
+    from imputebench.cli import app
+    from imputebench.runner.store import ResultStore
+
+    store = tmp_path / "r.sqlite"
+    result = CliRunner().invoke(app, ["run", "--models", "vae,mean", "--datasets", "iris", "--max-epochs", "2",
+                                      "--devices", "2", "--strategy", "ddp", "--store", str(store),
+                                      "--data-dir", str(mirror_dir)])
+    assert result.exit_code == 0, result.output
+    with ResultStore(store) as results:
+        rows = results.frame().set_index("model")
+    assert (rows["status"] == "ok").all()
+    assert rows.loc["vae", "hardware"].endswith("DDP on 2 devices") and "DDP" not in rows.loc["mean", "hardware"]
+    assert rows.loc["vae", "metric.epochs"] == 2
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--models", "vae", "--devices", "2"], "needs --strategy ddp"),
+    (["--models", "vae", "--strategy", "ddp"], "needs --devices >= 2"),
+    (["--models", "gain", "--devices", "2", "--strategy", "ddp"], "cannot train with --strategy ddp"),
+])
+def test_run_refuses_a_distribution_it_cannot_honour(tmp_path, options, message):
+    from typer.testing import CliRunner
+
+    from imputebench.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--datasets", "iris", "--store", str(tmp_path / "r.sqlite"), *options])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())

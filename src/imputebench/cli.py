@@ -18,7 +18,8 @@ from imputebench.data.download import ChecksumError, DownloadError, fetch
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
 from imputebench.masks import get_mechanism, validate_ratio
-from imputebench.models.registry import UnknownNameError, get_model, model_names
+from imputebench.models.distributed import STRATEGIES, Distribution
+from imputebench.models.registry import UnknownNameError, get_model, is_classical, model_names
 from imputebench.runner.execute import SweepInterrupted, SweepSummary, run_sweep
 from imputebench.runner.executors import EXECUTORS, LocalExecutor, RayExecutor, RayNotInstalled
 from imputebench.runner.progress import SweepProgress
@@ -108,6 +109,8 @@ def run(
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")] = 0.0,
     max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)] = 0,
     trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")] = None,
+    devices: Annotated[int, typer.Option(help="Devices one deep trial trains on (with --strategy ddp: one process each).")] = 1,
+    strategy: Annotated[str, typer.Option(help=f"{' or '.join(STRATEGIES)}: one device, or Lightning's DDP (ranks spawned).")] = "auto",
     wandb: Wandb = False,
     wandb_project: WandbProject = "imputebench",
     wandb_entity: WandbEntity = None,
@@ -129,8 +132,12 @@ def run(
         dataset_list = resolve_datasets(datasets)
         ratio_list, seed_list = [validate_ratio(float(r)) for r in _split(ratios)], _seeds(seeds)
         overrides = read_model_config(model_config) if model_config else {}
+        distribution = Distribution(devices, strategy)
+        for name in model_list:
+            if not is_classical(name):
+                get_model(name)().distribute(distribution)  # adversarial models refuse DDP
         options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
-                               threads=max(1, int(cpus_per_trial)))
+                               threads=max(1, int(cpus_per_trial)), distribution=distribution)
         wandb_options = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
     except (UnknownNameError, ValueError) as err:
         raise _fail(str(err), 2) from None

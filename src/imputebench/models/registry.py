@@ -46,3 +46,11 @@ def get_model(name: str) -> type[Imputer]:
         return _MODELS[name]
     except KeyError:
         raise UnknownNameError(f"unknown model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
+
+
+def is_classical(name: str) -> bool:
+    """A classical baseline (not a Lightning module): it runs as a CPU-only, single-process trial
+    whatever ``--gpus-per-trial`` or ``--devices`` ask."""
+    import torch
+
+    return not issubclass(get_model(name), torch.nn.Module)

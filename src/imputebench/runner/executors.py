@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from imputebench.data.dataset import Dataset
-from imputebench.models.base import ImputerModule
-from imputebench.models.registry import get_model
+from imputebench.models.registry import is_classical
 from imputebench.runner.store import ResultRow
 from imputebench.runner.trials import Trial
 from imputebench.runner.worker import TrialOptions, execute, failed_row
@@ -75,11 +74,6 @@ def _in_ray_worker(work: Work, trial: Trial, attempt: int, dataset: Dataset | No
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     return work(trial, attempt, dataset, replace(options, device=device))
-
-
-def is_classical(model: str) -> bool:
-    """A classical baseline runs as a CPU-only trial whatever ``--gpus-per-trial`` asks."""
-    return not issubclass(get_model(model), ImputerModule)
 
 
 class RayExecutor:

@@ -26,8 +26,9 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.data.table import CompactTable
 from imputebench.evaluate import score
-from imputebench.models.base import DivergedError, lightning_output
-from imputebench.models.registry import get_model
+from imputebench.models.base import DivergedError, ImputerModule, lightning_output
+from imputebench.models.distributed import Distribution
+from imputebench.models.registry import get_model, is_classical
 from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
 from imputebench.runner.store import ResultRow
 from imputebench.runner.trials import Trial
@@ -55,6 +56,8 @@ class TrialOptions:
     #: torch's intra-op threads per trial (``--cpus-per-trial``), the same under every executor: sums
     #: split over another number of threads round differently, and rows must not depend on the executor
     threads: int = 1
+    #: devices and strategy each deep model trains with (``--devices``, ``--strategy``)
+    distribution: Distribution = Distribution()
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None and not self.timeout_s > 0:
@@ -140,7 +143,7 @@ def execute(trial: Trial, attempt: int, dataset: Dataset | None, options: TrialO
     if dataset is not None:
         cache.add(trial.dataset, dataset)
     with lightning_output(options.verbose), torch_threads(options.threads):
-        row = run_trial(trial, cache, options.models_dir, options.timeout_s)
+        row = run_trial(trial, cache, options.models_dir, options.timeout_s, options.distribution)
     row.attempt = attempt
     return row
 
@@ -204,17 +207,20 @@ def save_weights(model: torch.nn.Module, trial: Trial, models_dir: Path) -> Path
     return path
 
 
-def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, timeout_s: float | None = None) -> ResultRow:
+def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, timeout_s: float | None = None,
+              distribution: Distribution = Distribution()) -> ResultRow:
     """Fit, impute and score one trial; an exception becomes a ``failed`` row, a non-finite loss or
     imputation a ``diverged`` one, and running past ``timeout_s`` (preparation included) a ``timeout``
-    one. The weights of a deep model trained on an image dataset are kept in ``models_dir`` for
-    ``imputebench plot``."""
+    one. A deep model trains with ``distribution`` (classical baselines on one CPU process). The
+    weights of a deep model trained on an image dataset are kept in ``models_dir`` for ``imputebench plot``."""
     threads = torch.get_num_threads()
     hw = f"{hardware(cache.device)}, {threads} torch thread{'s' * (threads != 1)}"
+    if distribution.distributed and not is_classical(trial.model):
+        hw += f", DDP on {distribution.devices} devices"  # a larger effective batch: the row says so
     start = time.perf_counter()
     try:
         with time_limit(timeout_s):
-            return _fit_and_score(trial, cache, models_dir, hw)
+            return _fit_and_score(trial, cache, models_dir, hw, distribution)
     except TrialTimeout as err:
         return _row(trial, "timeout", str(err), config=trial.model_config, hardware=hw,
                     wall_time_s=time.perf_counter() - start)
@@ -222,9 +228,11 @@ def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, ti
         return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
 
 
-def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: str) -> ResultRow:
+def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: str, distribution: Distribution) -> ResultRow:
     data = cache.prepared(trial)
     model = get_model(trial.model)(seed=trial.seed, **trial.model_config)
+    if isinstance(model, ImputerModule):
+        model.distribute(distribution)
     torch.manual_seed(trial.seed)
     start = time.perf_counter()
     train = data.train_complete if model.trained_on_complete_data else data.train
