@@ -56,14 +56,13 @@ class IndexBatches:
         steps: a rank with one step more would wait forever for the others' gradients."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not one of {world_size} ranks")
-        share = -(-self.table.n_rows // world_size)
-        if share < self.min_rows:
-            raise ValueError(
-                f"{self.table.n_rows} rows on {world_size} devices: {share} per device, "
-                f"at least {self.min_rows} are needed per training batch"
-            )
         sharded = copy.copy(self)
         sharded.rank, sharded.world_size = rank, world_size
+        if sharded._rows_per_rank() < self.min_rows:
+            raise ValueError(
+                f"{self.table.n_rows} rows on {world_size} devices: {sharded._rows_per_rank()} per device, "
+                f"at least {self.min_rows} are needed per training batch"
+            )
         if torch.device(device) != self.table.device:
             sharded.table = self.table.to(device)
             sharded.generator = torch.Generator(device=device)

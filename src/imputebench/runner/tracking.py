@@ -23,6 +23,7 @@ from imputebench.models.registry import UnknownNameError
 from imputebench.runner.pictures import plot_dir_for, plot_store
 from imputebench.runner.store import ResultRow, ResultStore, StoreError, row_config
 from imputebench.runner.trials import Trial
+from imputebench.runner.worker import models_dir_for
 
 MODES = ("online", "offline")
 #: what defines a trial, as both a :class:`Trial` and a store row name it
@@ -176,8 +177,8 @@ class SweepTracker:
     def _pictures(self, row: ResultRow) -> dict[str, Path]:
         """The pictures of an ``ok`` image trial whose weights were kept, drawn as ``imputebench plot`` draws
         them (into ``<store>.plots``) from the stored row; none for other trials."""
-        if row.status != "ok":
-            return {}
+        if row.status != "ok" or not (models_dir_for(self.store) / f"{row.trial.key}.pt").is_file():
+            return {}  # no kept weights, no pictures: a table trial need not read the store
         try:
             with ResultStore(self.store) as results:
                 frame = results.frame({row.trial.key})
