@@ -9,7 +9,8 @@ per-step host-to-device copy. Lightning accepts any iterable as a loader.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -17,7 +18,9 @@ import torch
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
+from imputebench.data.sources import load_dataset
 from imputebench.data.table import Table, ValidationSplit
+from imputebench.schema import FeatureSchema
 
 
 class IndexBatches:
@@ -160,40 +163,111 @@ class ValidationBatches:
             yield tuple(t[:0] for t in chunk)  # (0, D) each: padding
 
 
-class TabularDataModule(L.LightningDataModule):
-    """One (dataset, protocol, mechanism, ratio, seed) cell as a Lightning DataModule."""
+class TableDataModule(L.LightningDataModule):
+    """Prepared tables as a Lightning DataModule: ``train``, an optional validation split (with
+    the truth of its hidden entries, for model selection) and an optional ``test`` table.
+
+    The module decides how its tables are batched (its paper's batch size; VAEAC tops up the
+    last batch; evaluation chunks bounded by its memory): every loader asks the trainer's
+    module for its batches of the table (``train_batches``, ``val_batches``, ``predict_batches``),
+    so one DataModule serves every model with each model's own batching. A model trained on
+    complete data (the VSAE tables' rows marked †) gets ``train_complete``.
+    """
 
     def __init__(
         self,
-        dataset: Dataset,
+        train: Table | None = None,
+        val: ValidationSplit | None = None,
+        test: Table | None = None,
+        train_complete: Table | None = None,
+    ) -> None:
+        super().__init__()
+        self.train, self.validation, self.test, self._train_complete = train, val, test, train_complete
+
+    def _ready(self) -> Table:
+        if self.train is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for its tables")
+        return self.train
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return self._ready().schema
+
+    @property
+    def device(self) -> torch.device:
+        return self._ready().device
+
+    def complete_training_table(self) -> Table:
+        if self._train_complete is None:
+            raise ValueError(f"{type(self).__name__} has no complete training table for a model trained on complete data")
+        return self._train_complete
+
+    def training_table(self, module: object) -> Table:
+        """The table ``module`` trains on: complete rows for a model trained on complete data."""
+        return self.complete_training_table() if getattr(module, "trained_on_complete_data", False) else self._ready()
+
+    def _module(self) -> object:
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if not hasattr(module, "train_batches"):
+            raise TypeError(f"{type(self).__name__} batches its tables for an imputebench ImputerModule, got {type(module).__name__}")
+        return module
+
+    def train_dataloader(self) -> IndexBatches:
+        module = self._module()
+        return module.train_batches(self.training_table(module))
+
+    def val_dataloader(self) -> ValidationBatches | list:
+        return [] if self.validation is None else self._module().val_batches(self.validation)
+
+    def predict_dataloader(self) -> Iterable:
+        if self.test is None:
+            raise ValueError(f"{type(self).__name__} has no test table to impute")
+        return self._module().predict_batches(self.test)
+
+
+class PreparedDataModule(TableDataModule):
+    """The splits of a :class:`PreparedData` (one dataset, protocol, mask, seed): validation with its
+    truth, the test split to impute, complete training rows drawn only when a model asks for them."""
+
+    def __init__(self, data: PreparedData | None = None) -> None:
+        super().__init__()
+        self.data: PreparedData | None = None
+        if data is not None:
+            self._take(data)
+
+    def _take(self, data: PreparedData) -> None:
+        self.data, self.train, self.validation, self.test = data, data.train, data.validation, data.test
+
+    def complete_training_table(self) -> Table:
+        if self.data is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for its tables")
+        return self.data.train_complete
+
+
+class TabularDataModule(PreparedDataModule):
+    """One (dataset, protocol, mechanism, ratio, seed) cell as a Lightning DataModule.
+
+    ``dataset`` is a :class:`Dataset` or a registered name (read from ``data_dir``, the mirror
+    layout of ``imputebench data fetch``); ``setup`` splits, masks and transforms it once
+    (:func:`~imputebench.data.prepare.prepare`) and moves the tables to ``device``.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset | str,
         protocol: str = "vsae",
         mechanism: str = "mcar",
         ratio: float = 0.5,
         seed: int = 0,
-        batch_size: int = 64,
+        data_dir: str | Path | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
         self.dataset, self.protocol = dataset, get_protocol(protocol)
         self.mechanism, self.ratio, self.seed = mechanism, ratio, seed
-        self.batch_size, self.device = batch_size, device
-        self.data: PreparedData | None = None
+        self.data_dir, self.target_device = data_dir, device
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
-            self.data = prepare(self.dataset, self.protocol, self.mechanism, self.ratio, self.seed, self.device)
-
-    def _prepared(self) -> PreparedData:
-        if self.data is None:
-            raise RuntimeError("call setup() before asking for a loader")
-        return self.data
-
-    def train_dataloader(self) -> IndexBatches:
-        return IndexBatches(self._prepared().train, self.batch_size, shuffle=True, seed=self.seed)
-
-    def val_dataloader(self) -> IndexBatches | list:
-        val = self._prepared().val
-        return [] if val is None else IndexBatches(val, self.batch_size, shuffle=False)
-
-    def test_dataloader(self) -> IndexBatches:
-        return IndexBatches(self._prepared().test, self.batch_size, shuffle=False)
+            dataset = load_dataset(self.dataset, self.data_dir) if isinstance(self.dataset, str) else self.dataset
+            self._take(prepare(dataset, self.protocol, self.mechanism, self.ratio, self.seed, self.target_device))

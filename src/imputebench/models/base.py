@@ -4,10 +4,19 @@ A model subclasses :class:`ImputerModule`, declares a frozen ``Config``
 dataclass (extending :class:`TrainingConfig`) and writes three methods, top to
 bottom beside its paper: ``build(schema)`` (networks), ``loss(x, observed)``
 (the negative objective and its parts) and ``impute_batch(x, observed)`` (one
-imputation draw). The base owns everything else: Adam, mini-batches by index on
-the device, epoch-level logging, selection of the best epoch by validation
-imputation error with early stopping, divergence detection, multiple
-imputation and its pooling.
+imputation draw). The base owns the rest of what the module declares: networks
+built in ``setup()`` from the DataModule's schema (so a model is constructed
+without data), Adam, its batching of the tables by index on the device,
+epoch-level logging of the loss parts and of the validation score, multiple
+imputation and its pooling. The Trainer and its callbacks run the fit: the best
+epoch's selection, early stopping and the divergence check are callbacks
+(:mod:`imputebench.models.callbacks`), configured by :mod:`imputebench.models.training`
+or by the user::
+
+    dm = TabularDataModule("yeast", mechanism="mcar", ratio=0.5, data_dir=...)
+    model = build_model("vaeac")
+    L.Trainer(max_epochs=20, callbacks=selection_callbacks(model)).fit(model, datamodule=dm)
+    imputed = model.impute(dm)  # the test split, or trainer.predict(model, datamodule=dm)
 
 Adversarial models (GAIN, MisGAN) have several players, each minimising its own
 part of ``loss`` with its own Adam: they name them in :meth:`ImputerModule.players`
@@ -19,30 +28,23 @@ selection stay the base's.
 
 from __future__ import annotations
 
-import logging
-import math
-import warnings
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields, replace
 from typing import ClassVar
 
 import lightning as L
 import torch
 
-from imputebench.data.datamodule import IndexBatches, ValidationBatches, dealt_chunk
+from imputebench.data.datamodule import IndexBatches, TableDataModule, ValidationBatches, dealt_chunk
 from imputebench.data.table import Table, ValidationSplit
+from imputebench.errors import DivergedError
 from imputebench.models.distributed import Distribution, rank_seed
 from imputebench.models.imputer import Imputer
+from imputebench.models.training import Training, trainer_for
 from imputebench.nn.layout import SchemaLayout
 from imputebench.schema import FeatureSchema
 from imputebench.selection import SelectionError
-
-
-class DivergedError(RuntimeError):
-    """Training produced a non-finite loss; the runner stores the trial as ``diverged``."""
 
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
@@ -86,43 +88,6 @@ def make_config(cls: type, overrides: dict) -> object:
     return replace(cls(), **overrides)
 
 
-#: True inside :func:`lightning_output` (``imputebench run --verbose``): fits keep Lightning's own messages
-_LIGHTNING_VERBOSE: ContextVar[bool] = ContextVar("lightning_verbose", default=False)
-
-
-@contextmanager
-def lightning_output(verbose: bool) -> Iterator[None]:
-    """Let the fits inside this block print Lightning's messages (``verbose``) or keep them quiet (default)."""
-    token = _LIGHTNING_VERBOSE.set(verbose)
-    try:
-        yield
-    finally:
-        _LIGHTNING_VERBOSE.reset(token)
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Lightning announces devices and hints on every fit; a sweep runs thousands of fits."""
-    if _LIGHTNING_VERBOSE.get():
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"lightning\..*")
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            # under DDP: what is logged is already summed over ranks (ImputerModule.sum_over_ranks)
-            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
 class ImputerModule(L.LightningModule, Imputer):
     """Base of the deep imputers: a LightningModule that fulfils the :class:`Imputer` contract."""
 
@@ -136,15 +101,16 @@ class ImputerModule(L.LightningModule, Imputer):
     #: reads epoch means summed over ranks), brought back to the main process with their type
     carried_errors: ClassVar[tuple[type[BaseException], ...]] = (DivergedError,)
 
+    #: the validation score this model logs each epoch and is selected on (lower is better)
+    monitor: ClassVar[str] = "val_error"
+
     def __init__(self, seed: int = 0, **config: object) -> None:
         L.LightningModule.__init__(self)
         Imputer.__init__(self, seed)
         self.cfg = make_config(self.Config, config)
         self.schema: FeatureSchema | None = None
-        self.best_score, self.best_epoch, self.epochs_trained = float("inf"), -1, 0
-        self._best_state: dict | None = None
-        #: one entry per trained epoch: its ``train_<part>`` means and ``val_error`` (for W&B dashboards)
-        self.history: list[dict[str, float]] = []
+        #: the trainer, callbacks and history of the last :meth:`fit` (None after a user's own ``trainer.fit``)
+        self.last_fit: Training | None = None
         self.distribution = Distribution()
         # One optimiser and one backward per step: stepping it ourselves (through Lightning's
         # optimiser wrapper, so precision and strategy plugins still apply) skips the closure
@@ -154,7 +120,7 @@ class ImputerModule(L.LightningModule, Imputer):
     # --- what a model writes -----------------------------------------------------------
     @abstractmethod
     def build(self, schema: FeatureSchema) -> None:
-        """Create the networks for ``schema`` (called once, at the start of :meth:`fit`)."""
+        """Create the networks for ``schema`` (called once, from :meth:`setup`)."""
 
     @abstractmethod
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -173,13 +139,13 @@ class ImputerModule(L.LightningModule, Imputer):
         return asdict(self.cfg)
 
     def training_summary(self) -> dict[str, float]:
-        return {"epochs": self.epochs_trained, "best_epoch": self.best_epoch}
+        return self.last_fit.summary() if self.last_fit is not None else {}
 
     def epoch_history(self) -> list[dict[str, float]]:
-        return [dict(epoch) for epoch in self.history]
+        return self.last_fit.epochs if self.last_fit is not None else []
 
     def build_networks(self, schema: FeatureSchema) -> ImputerModule:
-        """Seed, then create the schema views and the networks: the untrained model :meth:`fit` starts from."""
+        """Seed, then create the schema views and the networks: the untrained model a fit starts from."""
         torch.manual_seed(self.seed)
         self.schema = schema
         self.layout = SchemaLayout(schema)
@@ -198,24 +164,31 @@ class ImputerModule(L.LightningModule, Imputer):
         self.distribution = distribution
         return self
 
+    def setup(self, stage: str) -> None:
+        """Build the networks from the trainer's DataModule (see :meth:`build_for`)."""
+        self.build_for(self.trainer.datamodule if self._trainer is not None else None)
+
+    def build_for(self, datamodule: TableDataModule | None) -> ImputerModule:
+        """Build the networks from ``datamodule``'s schema and take the statistics of the table this
+        model trains on; once: a second ``trainer.fit`` goes on training them."""
+        if self.schema is not None:
+            return self
+        if not isinstance(datamodule, TableDataModule):
+            raise TypeError(
+                f"{self.name}: train with an imputebench DataModule, e.g. "
+                f"trainer.fit(model, datamodule=TabularDataModule('yeast', mechanism='mcar', ratio=0.5)); got {datamodule!r}"
+            )
+        datamodule.setup("fit")
+        self.build_networks(datamodule.schema)
+        self.fit_statistics(datamodule.training_table(self))
+        return self
+
     def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
-        self.best_score, self.best_epoch, self._best_state = float("inf"), -1, None  # a refit starts afresh
-        self.history = []
-        self.build_networks(train.schema)
-        self.fit_statistics(train)
-        device = train.device
-        batches = IndexBatches(
-            train, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2, fill_last=self.cfg.fill_last_batch
-        )  # min_rows: batch normalisation needs two rows
-        max_epochs, self._patience = self.epoch_budget(len(batches))
-        val_batches = None
-        if val is not None:
-            chunk = max(1, self.cfg.eval_rows // self._draws())
-            val_batches = ValidationBatches(val, chunk)
-        with _quiet_lightning():
-            trainer = self._make_trainer(device, max_epochs)
-            trainer.fit(self, batches, val_batches)
-        self.eval()
+        """Train from scratch on ``train`` (``val`` for model selection): the runner's trainer
+        (:func:`~imputebench.models.training.trainer_for`) fitted on a DataModule of these tables."""
+        self.schema = None  # a refit starts afresh
+        datamodule = TableDataModule(train, val, train_complete=train)  # ``train`` whatever the model's kind
+        self.last_fit = trainer_for(self, datamodule).fit(self, datamodule)
         return self
 
     def fit_statistics(self, train: Table) -> None:
@@ -233,25 +206,35 @@ class ImputerModule(L.LightningModule, Imputer):
         converts them here."""
         return self.cfg.max_epochs
 
-    def _make_trainer(self, device: torch.device, max_epochs: int) -> L.Trainer:
-        """A quiet trainer on the data's device, or on :attr:`distribution`'s devices: no logger,
-        checkpoints, progress bar or callbacks (early stopping is :meth:`_consider`'s)."""
-        return L.Trainer(
-            **self.distribution.trainer_arguments(device, _quiet_lightning),
-            max_epochs=max_epochs,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
+    # --- how the tables are batched: the DataModule asks -----------------------------------------
+    def train_batches(self, table: Table) -> IndexBatches:
+        """Shuffled training batches of ``batch_size`` rows by index, seeded by the model's seed; the
+        last one topped up where the model's authors do (``fill_last_batch``)."""
+        return IndexBatches(
+            table, self.cfg.batch_size, shuffle=True, seed=self.seed, min_rows=2, fill_last=self.cfg.fill_last_batch
+        )  # min_rows: batch normalisation needs two rows
+
+    def val_batches(self, split: ValidationSplit) -> ValidationBatches:
+        """Validation chunks of ``eval_rows`` rows x draws, in order."""
+        return ValidationBatches(split, max(1, self.cfg.eval_rows // self._draws()))
+
+    def predict_batches(self, table: Table) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The ``(x, observed)`` chunks :meth:`impute` pools, for ``trainer.predict``."""
+        return _Chunks(table, max(1, self.cfg.eval_rows // self._draws()))
 
     @torch.no_grad()
-    def impute(self, table: Table) -> torch.Tensor:
-        """The single imputation: mean (numeric) / mode (categorical) over ``n_imputations`` draws,
-        pooled chunk by chunk (the ``k`` draws of a whole image split would not fit). ``(n, D)``."""
-        k = self._draws()
-        return self._over_chunks(table, k, lambda x, observed: torch.where(observed, x, self.pool(self._draw(x, observed, k))), 0)
+    def impute(self, table: Table | TableDataModule) -> torch.Tensor:
+        """The single imputation of ``table`` (a DataModule: its test split): mean (numeric) / mode
+        (categorical) over ``n_imputations`` draws, pooled chunk by chunk (the ``k`` draws of a
+        whole image split would not fit). ``(n, D)``."""
+        if isinstance(table, TableDataModule):
+            table.setup("predict")
+            table = table.test
+        return self._over_chunks(table, self._draws(), self._pooled, 0)
+
+    def _pooled(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """One chunk's single imputation ``(b, D)``, observed entries kept."""
+        return torch.where(observed, x, self.pool(self._draw(x, observed, self._draws())))
 
     @torch.no_grad()
     def impute_multiple(self, table: Table, k: int) -> torch.Tensor:
@@ -265,9 +248,24 @@ class ImputerModule(L.LightningModule, Imputer):
         devices = [table.device] if table.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed + 1)
-            chunk = max(1, self.cfg.eval_rows // k)
-            parts = [fn(x, observed) for x, observed in table.chunks(chunk)]
+            parts = [fn(x, observed) for x, observed in _Chunks(table, max(1, self.cfg.eval_rows // k))]
         return torch.cat(parts, dim=dim)
+
+    # --- trainer.predict: the same chunks and random stream as impute() --------------------------------
+    def on_predict_start(self) -> None:
+        self._rng_before_predict = torch.random.get_rng_state(), (torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None)
+        torch.manual_seed(self.seed + 1)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One chunk of the single imputation :meth:`impute` gives ``(b, D)``; concatenated in
+        order, ``trainer.predict``'s list equals ``impute`` of the DataModule's test split."""
+        return self._pooled(*batch)
+
+    def on_predict_end(self) -> None:
+        cpu, cuda = self._rng_before_predict
+        torch.random.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
     @torch.no_grad()
     def impute_from_nothing(self, n: int) -> torch.Tensor:
@@ -303,27 +301,6 @@ class ImputerModule(L.LightningModule, Imputer):
         if self.trainer.world_size > 1:
             torch.manual_seed(rank_seed(self.seed, self.global_rank))
 
-    def on_fit_end(self) -> None:
-        """Count the epochs and load the best epoch's weights in the process that trained: under
-        DDP's spawned ranks, the weights that reach the main process are rank 0's at this point."""
-        self.epochs_trained = self.trainer.current_epoch
-        if self._best_state is not None:
-            self.load_state_dict(self._best_state)
-
-    def fit_results(self) -> dict[str, object]:
-        """What a fit leaves on the module beside its weights (sent from DDP's rank 0 to the main process)."""
-        return {
-            "best_score": self.best_score,
-            "best_epoch": self.best_epoch,
-            "epochs_trained": self.epochs_trained,
-            "history": self.history,
-        }
-
-    def load_fit_results(self, results: dict[str, object]) -> None:
-        """Take the :meth:`fit_results` of a fit that ran in another process."""
-        self.best_score, self.best_epoch = results["best_score"], results["best_epoch"]
-        self.epochs_trained, self.history = results["epochs_trained"], results["history"]
-
     def sum_over_ranks(self, *values: float | torch.Tensor) -> list[float]:
         """``values`` (each rank's share of an epoch's sums) summed over the ranks of a DDP fit, so
         that every rank logs and selects on the same numbers; as they are in one process."""
@@ -351,7 +328,6 @@ class ImputerModule(L.LightningModule, Imputer):
         return optimizers[0] if len(optimizers) == 1 else optimizers
 
     def on_train_epoch_start(self) -> None:
-        self._val_logged: dict[str, float] = {}
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
@@ -401,17 +377,9 @@ class ImputerModule(L.LightningModule, Imputer):
         return {name: total / count for name, total, count in zip(names, totals, totals[len(names) :])}
 
     def on_train_epoch_end(self) -> None:
-        means = self._epoch_means()
-        diverged = [name for name, value in means.items() if not math.isfinite(value)]
-        if diverged:
-            raise DivergedError(f"{self.name}: non-finite training loss ({', '.join(diverged)}) at epoch {self.current_epoch}")
-        logged = {f"train_{name}": value for name, value in means.items()}
-        self.log_dict(logged)
-        # Lightning validates inside the training epoch, before this hook: its score is already known.
-        self.history.append({"epoch": self.current_epoch, **logged, **self._val_logged})
-        self._val_logged = {}
-        if self.trainer.val_dataloaders is None:
-            self._consider(means["loss"])
+        """Log each loss part's epoch mean as ``train_<part>``: what the divergence check, the
+        selection without a validation split and the loggers read."""
+        self.log_dict({f"train_{name}": value for name, value in self._epoch_means().items()})
 
     def on_validation_epoch_start(self) -> None:
         self.selection.reset()
@@ -429,19 +397,18 @@ class ImputerModule(L.LightningModule, Imputer):
         self.selection.update(imputed, truth, observed)
 
     def on_validation_epoch_end(self) -> None:
-        self.select_on("val_error", float(self.selection.compute()))
+        self.log(self.monitor, float(self.selection.compute()))
 
-    def select_on(self, name: str, score: float) -> None:
-        """Log this epoch's validation ``score`` as ``name`` and keep the weights if it is the best so far."""
-        self.log(name, score)
-        self._val_logged = {name: score}
-        self._consider(score)
 
-    def _consider(self, score: float) -> None:
-        """Keep the weights of the best epoch so far (the papers' selection on validation);
-        stop after ``patience`` epochs without a better score."""
-        if score < self.best_score:
-            self.best_score, self.best_epoch = score, self.current_epoch
-            self._best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
-        elif self.current_epoch - self.best_epoch >= self._patience:
-            self.trainer.should_stop = True
+class _Chunks:
+    """``(x, observed)`` of consecutive ``size``-row slices of a table, in order (an iterable, as
+    Lightning takes a loader; a list would read as several loaders)."""
+
+    def __init__(self, table: Table, size: int) -> None:
+        self.table, self.size = table, size
+
+    def __len__(self) -> int:
+        return -(-self.table.n_rows // self.size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.table.chunks(self.size)

@@ -7,8 +7,8 @@ Why ``spawn``: Lightning's plain ``"ddp"`` launcher starts every rank by re-exec
 whole command line (``sys.argv``), which for the sweep runner would rerun the whole sweep in
 every rank. The spawn launcher starts processes that run only ``trainer.fit``: the module,
 its tables and the trainer are pickled to them, and rank 0's weights come back to the main
-process when the ranks join. What else a fit leaves on the module (best epoch, score,
-epoch history) travels back the same way, through :class:`ResultsLauncher`.
+process when the ranks join. What the fit's callbacks and loggers hold (the best epoch and
+its score, the epoch history) travels back the same way, through :class:`ResultsLauncher`.
 
 How a distributed fit differs from a single-process one, by design:
 
@@ -87,12 +87,17 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence((seed, rank)).generate_state(1, np.uint64)[0] >> 1)
 
 
-class FitResults(Protocol):
-    """A module whose fit leaves state beside its weights that the main process needs back."""
+class Stateful(Protocol):
+    """A callback or logger whose state the main process needs back from rank 0."""
 
-    def fit_results(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_fit_results(self, results: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _stateful(trainer: Any) -> list[Stateful]:
+    """The trainer's callbacks and loggers that carry state (in the same order in every process)."""
+    return [part for part in [*trainer.callbacks, *trainer.loggers] if hasattr(part, "load_state_dict")]
 
 
 @dataclass(frozen=True)
@@ -121,9 +126,10 @@ class _Raised:
 
 
 class ResultsLauncher(_MultiProcessingLauncher):
-    """Lightning's spawn launcher, also bringing back the module's :meth:`FitResults.fit_results`
-    (Lightning brings back rank 0's weights and ``callback_metrics`` only) and re-raising the
-    carried exceptions of :class:`_InRank` in the main process."""
+    """Lightning's spawn launcher, also bringing back rank 0's callback and logger states (Lightning
+    brings back its weights and ``callback_metrics`` only) and re-raising the carried exceptions
+    of :class:`_InRank` in the main process. The module's networks are built before the ranks are
+    spawned (:func:`~imputebench.models.training.trainer_for`), so rank 0's weights load into them."""
 
     def __init__(self, strategy: SpawnDDPStrategy, context: Callable[[], AbstractContextManager]) -> None:
         super().__init__(strategy, start_method="spawn")
@@ -138,15 +144,13 @@ class ResultsLauncher(_MultiProcessingLauncher):
 
     def get_extra_results(self, trainer: Any) -> dict[str, Any]:
         extra = super().get_extra_results(trainer)
-        module = trainer.lightning_module
-        if hasattr(module, "fit_results"):
-            extra["fit_results"] = module.fit_results()
+        extra["states"] = [part.state_dict() for part in _stateful(trainer)]
         return extra
 
     def update_main_process_results(self, trainer: Any, extra: dict[str, Any]) -> None:
         super().update_main_process_results(trainer, extra)
-        if "fit_results" in extra:
-            trainer.lightning_module.load_fit_results(extra["fit_results"])
+        for part, state in zip(_stateful(trainer), extra["states"]):
+            part.load_state_dict(state)
 
 
 class SpawnDDPStrategy(DDPStrategy):

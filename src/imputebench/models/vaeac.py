@@ -177,6 +177,7 @@ class VAEAC(ImputerModule):
     Config = VAEACConfig
     paper = "Ivanov, Figurnov & Vetrov 2019, VAEAC (papers/002)"
     uses_family_presets = False  # the authors' own learning rate and epochs, not the VSAE paper's
+    monitor = "val_iwae"  # the epoch with the best validation IWAE is kept (the authors' impute.py)
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg
@@ -278,7 +279,7 @@ class VAEAC(ImputerModule):
     def on_validation_epoch_end(self) -> None:
         total, rows = self.sum_over_ranks(self._val_sum, self._val_rows)  # every rank's rows, under DDP
         score = total / max(rows, 1)  # mean negative IWAE, lower is better
-        self.select_on("val_iwae", score)
+        self.log(self.monitor, score)
 
     # --- imputation -------------------------------------------------------------------------------
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:

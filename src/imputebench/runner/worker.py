@@ -26,7 +26,9 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.data.table import CompactTable
 from imputebench.evaluate import score
-from imputebench.models.base import DivergedError, ImputerModule, lightning_output
+from imputebench.errors import DivergedError
+from imputebench.models.base import ImputerModule
+from imputebench.models.training import lightning_output
 from imputebench.models.distributed import Distribution
 from imputebench.models.registry import get_model, is_classical
 from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
