@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from helpers import correlated_dataset
-from imputebench.data.datamodule import IndexBatches, ValidationBatches, dealt_chunk
+from imputebench.data.datamodule import IndexBatches, PreparedDataModule, ValidationBatches, dealt_chunk
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.models.base import ImputerModule
 from imputebench.models.distributed import STRATEGIES, Distribution, rank_seed
 from imputebench.models.registry import get_model
+from imputebench.models.training import trainer_for
 
 DDP = Distribution(2, "ddp")
 CPU = torch.device("cpu")
@@ -36,19 +37,17 @@ def data() -> PreparedData:
 
 
 def untrained(name: str, data: PreparedData) -> ImputerModule:
-    """``name`` with the networks ``fit`` starts from, ready to validate (no fit has set its patience)."""
-    model = get_model(name)(seed=0, **FAST, **CHUNKED.get(name, {})).build_networks(data.train.schema)
-    model._patience = FAST["patience"]
-    return model
+    """``name`` with the networks a fit starts from, ready to validate."""
+    return get_model(name)(seed=0, **FAST, **CHUNKED.get(name, {})).build_for(PreparedDataModule(data))
 
 
 def validate(model: ImputerModule, data: PreparedData, distribution: Distribution) -> dict[str, float]:
     """The model's logged validation score on ``data``'s validation split under ``distribution``
-    (from rank 0, for DDP: Lightning sends its logged metrics back to the main process)."""
-    chunk = max(1, model.cfg.eval_rows // model._draws())
+    (from rank 0, for DDP: Lightning sends its logged metrics back to the main process), with
+    the runner's trainer."""
     model.distribute(distribution)
-    trainer = model._make_trainer(CPU, max_epochs=1)
-    (logged,) = trainer.validate(model, ValidationBatches(data.validation, chunk), verbose=False)
+    datamodule = PreparedDataModule(data)
+    (logged,) = trainer_for(model, datamodule, max_epochs=1).trainer.validate(model, datamodule=datamodule, verbose=False)
     return logged
 
 
@@ -168,11 +167,10 @@ def test_ddp_fit_returns_the_best_epoch_and_its_weights(data):
     assert summary["epochs"] == FAST["max_epochs"] == len(history)
     assert [entry["epoch"] for entry in history] == list(range(summary["epochs"]))
     scores = [entry["val_error"] for entry in history]
-    assert summary["best_epoch"] == scores.index(min(scores)) and model.best_score == min(scores)
+    assert summary["best_epoch"] == scores.index(min(scores)) and model.last_fit.best.best_score == min(scores)
     assert any(not torch.equal(v, initial[k]) for k, v in model.state_dict().items())  # trained weights came back
-    model._patience = FAST["patience"]
     again = validate(model, data, Distribution())["val_error"]
-    assert again == pytest.approx(model.best_score, abs=1e-6)
+    assert again == pytest.approx(model.last_fit.best.best_score, abs=1e-6)
 
 
 def test_ddp_fit_of_a_vae_imputes_in_the_main_process(data):
@@ -183,9 +181,9 @@ def test_ddp_fit_of_a_vae_imputes_in_the_main_process(data):
     assert torch.equal(imputed[table.observed], table.x[table.observed])
     assert torch.equal(model.impute(table), imputed)  # seeded imputation, as a single-device model's
     history = model.epoch_history()
-    assert model.training_summary() == {"epochs": len(history), "best_epoch": model.best_epoch}
+    assert model.training_summary() == {"epochs": len(history), "best_epoch": model.last_fit.best.best_epoch}
     assert all(set(entry) == {"epoch", "train_loss", "train_rec", "train_kl", "val_error"} for entry in history)
-    assert model.best_score == min(entry["val_error"] for entry in history)
+    assert model.last_fit.best.best_score == min(entry["val_error"] for entry in history)
 
 
 def test_run_trains_a_trial_with_ddp_on_two_processes_and_says_so_in_its_row(tmp_path, mirror_dir):

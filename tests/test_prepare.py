@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ from imputebench.data.datamodule import IndexBatches, TabularDataModule
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import PROTOCOLS, get_protocol, split_rows
 from imputebench.data.transforms import TableTransform
-from imputebench.models.registry import UnknownNameError
+from imputebench.models.registry import UnknownNameError, get_model
 
 
 @pytest.mark.parametrize("name, test_share, val_share", [("vsae", 0.2, 0.2), ("vaeac", 0.25, 0.25)])
@@ -116,8 +118,15 @@ def test_dataset_validation_rejects_unusable_tables():
         Dataset("s", data.values[:, :2], data.schema)
 
 
+def attached(datamodule: TabularDataModule, model: object) -> TabularDataModule:
+    """``datamodule`` as a trainer fitting ``model`` sees it (its loaders ask the trainer's module)."""
+    datamodule.trainer = SimpleNamespace(lightning_module=model)
+    return datamodule
+
+
 def test_datamodule_batches_by_index_on_the_device():
-    module = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0, batch_size=32)
+    model = get_model("vae")(seed=0, batch_size=32)
+    module = attached(TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0), model)
     module.setup()
     train = module.data.train
     batches = list(module.train_dataloader())
@@ -127,11 +136,30 @@ def test_datamodule_batches_by_index_on_the_device():
     # a permutation of the training rows, every row exactly once
     assert torch.allclose(stacked.sum(0), train.x.sum(0), atol=1e-4)
     assert all(x.device == train.x.device and obs.dtype == torch.bool for x, obs in batches)
-    twin = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0, batch_size=32)
+    twin = attached(TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0), model)
     twin.setup()
     assert torch.equal(next(iter(twin.train_dataloader()))[0], batches[0][0])  # same seed, same order
     val = list(module.val_dataloader())
-    assert sum(len(x) for x, _ in val) == module.data.val.n_rows
+    assert sum(len(x) for x, _, _ in val) == module.data.val.n_rows
+    assert torch.equal(torch.cat([truth for _, _, truth in val]), module.data.validation.truth)  # for selection only
+    assert torch.cat([x for x, _ in module.predict_dataloader()]).equal(module.data.test.x)  # the test split, in order
+
+
+def test_datamodule_gives_complete_rows_to_models_trained_on_complete_data():
+    module = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0)
+    module.setup()
+    assert module.training_table(get_model("cvae_data")()).observed.all()
+    assert not module.training_table(get_model("cvae_mask")()).observed.all()
+
+
+def test_a_model_builds_its_networks_from_the_datamodule_in_setup():
+    model = get_model("vae")(seed=0)
+    assert model.schema is None and not list(model.parameters())  # constructed without data
+    module = TabularDataModule(correlated_dataset(), "vsae", "mcar", 0.5, seed=0)
+    with pytest.raises(TypeError, match="DataModule"):
+        model.build_for(None)
+    model.build_for(module)
+    assert model.schema == module.schema and list(model.parameters())
 
 
 def test_index_batches_reject_bad_batch_size():

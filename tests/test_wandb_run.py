@@ -1,5 +1,6 @@
-"""A sweep logged to W&B by :class:`SweepTracker`, offline: one run per trial (config, epoch history,
-outcome, pictures of image trials), the leaderboard as a Table, and never the API key.
+"""A sweep logged to W&B, offline: one run per trial (config, the epoch history its trial logs while it
+trains through Lightning's ``WandbLogger``, the outcome and pictures of image trials that
+:class:`SweepTracker` adds when the trial is stored), the leaderboard as a Table, and never the API key.
 
 What W&B wrote is read back from each offline run's ``run-<id>.wandb`` file (W&B's record log:
 LevelDB's log format of ``Record`` protobufs), not from W&B's own code, so the checks fail when a
@@ -16,10 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 from helpers import correlated_dataset
 from imputebench import leaderboard as lb
+from imputebench.data.datamodule import PreparedDataModule
+from imputebench.data.prepare import prepare
+from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
+from imputebench.models.registry import get_model
+from imputebench.models.training import trainer_for
 from imputebench.runner.execute import run_sweep
 from imputebench.runner.worker import models_dir_for
 from imputebench.runner.presets import config_resolver
@@ -28,6 +35,7 @@ from imputebench.runner.tracking import (
     SweepTracker, TrackingError, WandbOptions, sweep_id, trial_config, trial_group, trial_key, trial_name,
 )
 from imputebench.runner.trials import Trial
+from imputebench.runner.wandb_runs import trial_logger
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
 WANDB_FOLDERS = ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR")
@@ -72,12 +80,14 @@ class LoggedRun:
     exit_code: int | None = None
 
     @classmethod
-    def read(cls, wandb_file: Path) -> LoggedRun:
-        logged = cls(wandb_file.parent)
-        for record in records(wandb_file):
+    def read(cls, wandb_files: list[Path]) -> LoggedRun:
+        """One run from its offline files, oldest first: each process that resumed it wrote its own."""
+        logged = cls(wandb_files[-1].parent)
+        for record in (r for wandb_file in wandb_files for r in records(wandb_file)):
             kind = record.WhichOneof("record_type")
             if kind == "run":
-                logged.run = record.run
+                logged.run = logged.run or record.run
+                logged.configs.append(_items(record.run.config.update))
             elif kind == "history":
                 logged.history.append(_items(record.history.item))
             elif kind == "summary":
@@ -86,15 +96,26 @@ class LoggedRun:
                 logged.exit_code = record.exit.exit_code
         return logged
 
+    folders: list[Path] = field(default_factory=list)
+    configs: list[dict] = field(default_factory=list)
+
     @property
     def config(self) -> dict:
-        return _items(self.run.config.update)
+        """The configuration as the last process that resumed the run left it."""
+        return {k: v for config in self.configs for k, v in config.items()}
 
 
 def logged_runs(wandb_dir: Path) -> dict[str, LoggedRun]:
-    """Run id -> what it logged, for every offline run under ``wandb_dir``."""
-    files = (wandb_dir / "wandb").glob("offline-run-*/run-*.wandb")
-    return {f.stem.removeprefix("run-"): LoggedRun.read(f) for f in files}
+    """Run id -> what it logged, for every offline run under ``wandb_dir`` (a run resumed by another
+    process, as the driver resumes a trial's run, is read from all its files)."""
+    files: dict[str, list[Path]] = {}
+    for f in sorted((wandb_dir / "wandb").glob("offline-run-*/run-*.wandb"), key=lambda f: f.stat().st_mtime_ns):
+        files.setdefault(f.stem.removeprefix("run-"), []).append(f)
+    runs = {}
+    for key, paths in files.items():
+        runs[key] = LoggedRun.read(paths)
+        runs[key].folders = [p.parent for p in paths]
+    return runs
 
 
 @dataclass
@@ -142,7 +163,8 @@ def sweep(tmp_path_factory) -> Sweep:
             run_ids.append(tracker.trial_finished(row))
 
         with ResultStore(store) as results:
-            run_sweep(trials, results, datasets=datasets, models_dir=models_dir_for(store), on_trial_end=logged)
+            run_sweep(trials, results, datasets=datasets, models_dir=models_dir_for(store), on_trial_end=logged,
+                      wandb=tracker.options)
             board = lb.summarise(results.frame({t.key for t in trials}))
         board_id = tracker.sweep_finished(board, [t.key for t in trials])
         import wandb
@@ -185,16 +207,16 @@ def test_config_holds_the_trial_fields_the_full_model_config_and_the_attempt(swe
 
 
 def test_each_epoch_of_the_history_is_logged_against_its_epoch(sweep):
+    """The stored history and the run's come from the same Lightning logging calls: each epoch's
+    training parts and validation score, with the epoch."""
     row = sweep.row("vae", "toy")
     assert [entry["epoch"] for entry in row.history] == [0, 1]
     history = logged_runs(sweep.wandb_dir)[row.trial.key].history
-    epochs = [h for h in history if "epoch" in h]
-    assert [h["epoch"] for h in epochs] == [0, 1]
-    for logged, entry in zip(epochs, row.history):
-        assert logged["train/loss"] == pytest.approx(entry["train_loss"])
-        assert logged["val/error"] == pytest.approx(entry["val_error"])
-        parts = {k.replace("_", "/", 1) for k in entry if k != "epoch"}
-        assert parts <= set(logged)
+    for entry in row.history:
+        logged = {k: v for h in history if h.get("epoch") == entry["epoch"] for k, v in h.items()}
+        assert set(entry) <= set(logged)
+        for name, value in entry.items():
+            assert logged[name] == pytest.approx(value)
 
 
 def test_final_metrics_and_outcome_in_the_summary(sweep):
@@ -223,10 +245,10 @@ def test_an_image_trial_logs_its_pictures(sweep):
     run = logged_runs(sweep.wandb_dir)[row.trial.key]
     logged = {k.split(".")[0] for h in run.history for k, v in h.items() if k.endswith("._type") and v == "image-file"}
     assert logged == {"pictures/imputation", "pictures/multiple", "pictures/generation"}
-    assert len(list((run.folder / "files" / "media" / "images").rglob("*.png"))) == 3
+    assert sum(len(list((folder / "files" / "media" / "images").rglob("*.png"))) for folder in run.folders) == 3
     assert len(list(sweep.store.with_suffix(".plots").glob("*.png"))) == 3  # drawn as `imputebench plot` draws them
     table_trial = logged_runs(sweep.wandb_dir)[sweep.row("vae", "toy").trial.key]
-    assert not (table_trial.folder / "files" / "media" / "images").exists()  # a table trial has none
+    assert not any((folder / "files" / "media" / "images").exists() for folder in table_trial.folders)  # none
 
 
 def test_the_leaderboard_is_a_table_of_its_own_run(sweep):
@@ -296,3 +318,44 @@ def test_run_wandb_offline_logs_each_trial_and_the_leaderboard_without_the_key(t
     assert sorted(runs.values()) == sorted([*keys, sweep_id(keys)])  # one run per trial, and the leaderboard's
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
     assert leaked == [] and FAKE_KEY not in result.output
+
+
+def test_a_trial_logs_each_epoch_to_wandb_while_it_trains(tmp_path, monkeypatch):
+    """``--wandb`` dashboards are live: by the start of epoch e, the trial's W&B run has been given
+    epochs 0 .. e-1 (Lightning's WandbLogger, called by the trainer at each epoch's end), and the
+    offline run holds one history row per epoch once the fit has ended."""
+    for name in WANDB_FOLDERS:
+        monkeypatch.setenv(name, str(tmp_path))
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    data = prepare(correlated_dataset(200), get_protocol("vsae"), "mcar", 0.5, 0)
+    trial = Trial("vae", "toy", "mcar", 0.5, 0, "vsae", {"max_epochs": 3})
+    model = get_model("vae")(seed=0, max_epochs=3)
+    sent: list[dict] = []
+
+    class WandbSpy(Callback):
+        """Records, at each epoch's start, the epochs whose losses W&B's run has been given."""
+
+        def __init__(self) -> None:
+            self.seen: list[list[int]] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            trained, validated = ({int(d["epoch"]) for d in sent if name in d} for name in ("train_loss", "val_error"))
+            self.seen.append(sorted(trained & validated))
+
+    try:
+        logger = trial_logger(trial, WandbOptions("ib-test", mode="offline"), trial_config(trial, model.config()))
+        run = logger.experiment
+        log = run.log
+        monkeypatch.setattr(run, "log", lambda data, *args, **kwargs: (sent.append(dict(data)), log(data, *args, **kwargs))[1])
+        spy, datamodule = WandbSpy(), PreparedDataModule(data)
+        training = trainer_for(model, datamodule, loggers=[logger], callbacks=[spy]).fit(model, datamodule)
+        run.finish()
+    finally:
+        import wandb
+
+        wandb.teardown()
+    assert spy.seen == [[], [0], [0, 1]]
+    history = logged_runs(tmp_path)[trial.key].history
+    trained, validated = ({h["epoch"] for h in history if name in h} for name in ("train_loss", "val_error"))
+    assert sorted(trained) == sorted(validated) == [0, 1, 2] == [entry["epoch"] for entry in training.epochs]

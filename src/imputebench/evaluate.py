@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torchmetrics import Metric
 
 from imputebench.data.prepare import PreparedData
-from imputebench.metrics import minmax_rmse, modality_mse, nrmse, pfc
+from imputebench.metrics import METRICS
+
+
+#: the numeric metrics of a result row, each normalised by the whole table's statistics
+NUMERIC_METRICS = ("nrmse", "nrmse_range", "minmax_rmse")
+
+
+def _computed(metric: Metric, *batch: torch.Tensor) -> float:
+    """``metric`` (a torchmetrics class of :mod:`imputebench.metrics`) over one batch."""
+    metric.update(*batch)
+    return float(metric.compute())
 
 
 def score(data: PreparedData, imputed: torch.Tensor) -> dict[str, float]:
@@ -39,12 +50,12 @@ def score(data: PreparedData, imputed: torch.Tensor) -> dict[str, float]:
     if numeric and held_out[:, numeric].any():
         args = (preds[:, numeric], truth[:, numeric], held_out[:, numeric])
         reference = torch.from_numpy(data.dataset.values[:, numeric])  # (n, k) the whole table
-        out["nrmse"] = float(nrmse(*args, normaliser="std", reference=reference))
-        out["nrmse_range"] = float(nrmse(*args, normaliser="range", reference=reference))
-        out["minmax_rmse"] = float(minmax_rmse(*args, reference=reference))
+        for name in NUMERIC_METRICS:
+            out[name] = _computed(METRICS[name].factory(len(numeric), reference=reference), *args)
     categorical = list(schema.categorical_indices)
     if categorical and held_out[:, categorical].any():
-        out["pfc"] = float(pfc(preds[:, categorical].round().long(), truth[:, categorical].long(), held_out[:, categorical]))
+        codes = (preds[:, categorical].round().long(), truth[:, categorical].long(), held_out[:, categorical])
+        out["pfc"] = _computed(METRICS["pfc"].factory(len(categorical)), *codes)
     out.update(image_errors(preds, truth, held_out, schema))
     out["test_missing_ratio"] = float(np.mean(data.test_held_out))
     return out
@@ -62,7 +73,9 @@ def image_errors(preds: torch.Tensor, truth: torch.Tensor, held_out: torch.Tenso
         groups.append(range(start, start + len(members)))
         start += len(members)
     hidden = held_out[:, [members[0] for _, members in images]]  # (n, M_img)
-    errors = modality_mse(preds[:, columns] / scale, truth[:, columns] / scale, hidden, groups)  # (M_img,)
+    metric = METRICS["modality_mse"].factory(groups)
+    metric.update(preds[:, columns] / scale, truth[:, columns] / scale, hidden)
+    errors = metric.compute()  # (M_img,)
     out = {f"mse_{name}": float(e) for (name, _), e in zip(images, errors) if torch.isfinite(e)}
     out["mse"] = sum(out.values())
     return out

@@ -252,15 +252,27 @@ def modality_mse(preds: Tensor, target: Tensor, held_out_modality: Tensor, group
 
 # --- torchmetrics classes ---------------------------------------------------------------
 class _HeldOutNumeric(Metric):
-    """Shared states: held-out squared errors and counts, target min/max (and moments)."""
+    """Shared states: held-out squared errors and counts, target min/max (and moments).
+
+    With a ``reference`` ``(m, k)`` (the whole table, as :func:`imputebench.evaluate.score` gives
+    it), the normalising statistics are the reference's, fixed at construction, and ``update``
+    accumulates errors only: the functional cores' ``reference`` argument, streamed.
+    """
 
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
 
-    def __init__(self, num_features: int, track_moments: bool, **kwargs: object) -> None:
+    def __init__(self, num_features: int, track_moments: bool, reference: Tensor | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.num_features = num_features
+        self.reference_stats: tuple[Tensor, ...] | None = None
+        if reference is not None:
+            if reference.ndim != 2 or reference.shape[1] != num_features:
+                raise ValueError(f"reference {tuple(reference.shape)} must have {num_features} columns")
+            n, mean, m2 = _moments(reference)
+            self.reference_stats = (*_extrema(reference), torch.sqrt(_merge_variance(n[None], mean[None], m2[None])))
+            track_moments = False
         self._track_moments = track_moments
         zeros = torch.zeros(num_features, dtype=_F64)
         self.add_state("sse", zeros.clone(), dist_reduce_fx="sum")
@@ -275,9 +287,11 @@ class _HeldOutNumeric(Metric):
     def update(self, preds: Tensor, target: Tensor, held_out: Tensor) -> None:
         _check(preds, target, held_out, self.num_features)
         sse, count = _sq_err(preds, target, held_out)
-        t_min, t_max = _extrema(target)
         self.sse += sse
         self.count += count
+        if self.reference_stats is not None:
+            return
+        t_min, t_max = _extrema(target)
         self.target_min = torch.minimum(self.target_min, t_min)
         self.target_max = torch.maximum(self.target_max, t_max)
         if self._track_moments:
@@ -300,12 +314,15 @@ class NRMSE(_HeldOutNumeric):
     tensor(0.6708)
     """
 
-    def __init__(self, num_features: int, normaliser: Normaliser = "std", **kwargs: object) -> None:
+    def __init__(self, num_features: int, normaliser: Normaliser = "std", reference: Tensor | None = None, **kwargs: object) -> None:
         _check_normaliser(normaliser)
-        super().__init__(num_features, track_moments=normaliser == "std", **kwargs)
+        super().__init__(num_features, track_moments=normaliser == "std", reference=reference, **kwargs)
         self.normaliser = normaliser
 
     def compute(self) -> Tensor:
+        if self.reference_stats is not None:
+            t_min, t_max, std = self.reference_stats
+            return _nrmse_compute(self.sse, self.count, std if self.normaliser == "std" else t_max - t_min, t_min, t_max)
         if self.normaliser == "std":
             parts = (dim_zero_cat(p) for p in (self.part_count, self.part_mean, self.part_m2))
             norm = torch.sqrt(_merge_variance(*parts))  # (k,)
@@ -325,10 +342,12 @@ class MinMaxRMSE(_HeldOutNumeric):
     tensor(0.2635)
     """
 
-    def __init__(self, num_features: int, **kwargs: object) -> None:
-        super().__init__(num_features, track_moments=False, **kwargs)
+    def __init__(self, num_features: int, reference: Tensor | None = None, **kwargs: object) -> None:
+        super().__init__(num_features, track_moments=False, reference=reference, **kwargs)
 
     def compute(self) -> Tensor:
+        if self.reference_stats is not None:
+            return _minmax_compute(self.sse, self.count, *self.reference_stats[:2])
         return _minmax_compute(self.sse, self.count, self.target_min, self.target_max)
 
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy
+from lightning_utilities.core.apply_func import apply_to_collection
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
 #: values of ``--strategy``: ``auto`` is one process on one device, ``ddp`` one process per device
@@ -95,6 +96,10 @@ class Stateful(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.cpu().numpy()
+
+
 def _stateful(trainer: Any) -> list[Stateful]:
     """The trainer's callbacks and loggers that carry state (in the same order in every process)."""
     return [part for part in [*trainer.callbacks, *trainer.loggers] if hasattr(part, "load_state_dict")]
@@ -144,13 +149,15 @@ class ResultsLauncher(_MultiProcessingLauncher):
 
     def get_extra_results(self, trainer: Any) -> dict[str, Any]:
         extra = super().get_extra_results(trainer)
-        extra["states"] = [part.state_dict() for part in _stateful(trainer)]
+        # as numpy, as Lightning sends its metrics: a tensor would reach the main process as a handle
+        # into this rank's memory, which is gone once the rank has exited (EarlyStopping's best score)
+        extra["states"] = apply_to_collection([part.state_dict() for part in _stateful(trainer)], torch.Tensor, _to_numpy)
         return extra
 
     def update_main_process_results(self, trainer: Any, extra: dict[str, Any]) -> None:
         super().update_main_process_results(trainer, extra)
         for part, state in zip(_stateful(trainer), extra["states"]):
-            part.load_state_dict(state)
+            part.load_state_dict(apply_to_collection(state, np.ndarray, torch.from_numpy))
 
 
 class SpawnDDPStrategy(DDPStrategy):

@@ -20,6 +20,7 @@ from imputebench.data.dataset import Dataset
 from imputebench.runner.executors import Job, LocalExecutor
 from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.trials import Trial
+from imputebench.runner.wandb_runs import WandbOptions
 from imputebench.runner.worker import TrialOptions
 
 
@@ -69,12 +70,13 @@ def run_sweep(
     executor: object | None = None,
     max_retries: int = 0,
     on_trial_start: Callable[[Job], None] | None = None,
+    wandb: WandbOptions | None = None,
 ) -> SweepSummary:
     """Run every trial not yet stored with status ``ok``; each attempt is committed when it ends.
 
     ``datasets`` may hold datasets already loaded (by name); others are read from ``data_dir``.
-    ``models_dir`` receives the weights of deep models trained on image datasets. These four
-    build the default executor, a :class:`~imputebench.runner.executors.LocalExecutor`; an
+    ``models_dir`` receives the weights of deep models trained on image datasets; with ``wandb``
+    each deep trial logs its epochs to its W&B run while it trains. These five build the default executor, a :class:`~imputebench.runner.executors.LocalExecutor`; an
     ``executor`` given instead carries its own. ``on_trial_end(trial, row, retry)`` sees every
     attempt's row, with ``retry`` True when the trial will be tried again.
     """
@@ -85,7 +87,7 @@ def run_sweep(
     pending = [t for t in trials if t.key not in done]
     summary = SweepSummary(total=len(trials), skipped=len(trials) - len(pending))
     if executor is None:
-        executor = LocalExecutor(TrialOptions(data_dir, device, models_dir), datasets)
+        executor = LocalExecutor(TrialOptions(data_dir, device, models_dir, wandb=wandb), datasets)
     first = {t.key: made.get(t.key, 0) + 1 for t in pending}  # attempt numbers go on from earlier sweeps
     queue = deque(Job(t, first[t.key]) for t in pending)
     with interruptible():

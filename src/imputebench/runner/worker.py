@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from imputebench.data.datamodule import PreparedDataModule
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
@@ -28,12 +29,13 @@ from imputebench.data.table import CompactTable
 from imputebench.evaluate import score
 from imputebench.errors import DivergedError
 from imputebench.models.base import ImputerModule
-from imputebench.models.training import lightning_output
+from imputebench.models.training import lightning_output, trainer_for
 from imputebench.models.distributed import Distribution
 from imputebench.models.registry import get_model, is_classical
 from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
 from imputebench.runner.store import ResultRow
 from imputebench.runner.trials import Trial
+from imputebench.runner.wandb_runs import TrackingError, WandbOptions, trial_config, trial_logger
 
 #: masks generated from the prior per trial (VSAE section 3.2: "over 100 samples")
 GENERATED_MASKS = 100
@@ -60,6 +62,8 @@ class TrialOptions:
     threads: int = 1
     #: devices and strategy each deep model trains with (``--devices``, ``--strategy``)
     distribution: Distribution = Distribution()
+    #: log each deep trial's epochs to its W&B run while it trains (``--wandb``); None: no W&B
+    wandb: WandbOptions | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None and not self.timeout_s > 0:
@@ -145,7 +149,7 @@ def execute(trial: Trial, attempt: int, dataset: Dataset | None, options: TrialO
     if dataset is not None:
         cache.add(trial.dataset, dataset)
     with lightning_output(options.verbose), torch_threads(options.threads):
-        row = run_trial(trial, cache, options.models_dir, options.timeout_s, options.distribution)
+        row = run_trial(trial, cache, options.models_dir, options.timeout_s, options.distribution, options.wandb)
     row.attempt = attempt
     return row
 
@@ -210,11 +214,12 @@ def save_weights(model: torch.nn.Module, trial: Trial, models_dir: Path) -> Path
 
 
 def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, timeout_s: float | None = None,
-              distribution: Distribution = Distribution()) -> ResultRow:
+              distribution: Distribution = Distribution(), wandb: WandbOptions | None = None) -> ResultRow:
     """Fit, impute and score one trial; an exception becomes a ``failed`` row, a non-finite loss or
     imputation a ``diverged`` one, and running past ``timeout_s`` (preparation included) a ``timeout``
-    one. A deep model trains with ``distribution`` (classical baselines on one CPU process). The
-    weights of a deep model trained on an image dataset are kept in ``models_dir`` for ``imputebench plot``."""
+    one. A deep model trains with ``distribution`` (classical baselines on one CPU process), logging
+    its epochs to W&B with ``wandb``. The weights of a deep model trained on an image dataset are
+    kept in ``models_dir`` for ``imputebench plot``."""
     threads = torch.get_num_threads()
     hw = f"{hardware(cache.device)}, {threads} torch thread{'s' * (threads != 1)}"
     if distribution.distributed and not is_classical(trial.model):
@@ -222,7 +227,7 @@ def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, ti
     start = time.perf_counter()
     try:
         with time_limit(timeout_s):
-            return _fit_and_score(trial, cache, models_dir, hw, distribution)
+            return _fit_and_score(trial, cache, models_dir, hw, distribution, wandb)
     except TrialTimeout as err:
         return _row(trial, "timeout", str(err), config=trial.model_config, hardware=hw,
                     wall_time_s=time.perf_counter() - start)
@@ -230,17 +235,15 @@ def run_trial(trial: Trial, cache: DataCache, models_dir: Path | None = None, ti
         return _row(trial, "failed", _reason(err), config=trial.model_config, hardware=hw)
 
 
-def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: str, distribution: Distribution) -> ResultRow:
+def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: str, distribution: Distribution,
+                   wandb: WandbOptions | None) -> ResultRow:
     data = cache.prepared(trial)
     model = get_model(trial.model)(seed=trial.seed, **trial.model_config)
-    if isinstance(model, ImputerModule):
-        model.distribute(distribution)
     torch.manual_seed(trial.seed)
     start = time.perf_counter()
-    train = data.train_complete if model.trained_on_complete_data else data.train
     with PeakMemory() as memory:
         try:
-            model.fit(train, data.validation)
+            summary, history = _fit(model, data, distribution, trial, wandb)
         except DivergedError as err:
             return _row(trial, "diverged", str(err), config=model.config(), mask_hash=data.mask_hash, hardware=hw)
         imputed = model.impute(data.test)  # (n_test, D)
@@ -250,7 +253,41 @@ def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: 
                   mask_hash=data.mask_hash, hardware=hw)
     if not torch.isfinite(imputed).all():
         return _row(trial, "diverged", "imputations contain NaN or inf", **common)
-    metrics = {**score(data, imputed), **model.training_summary(), **_generation(model, data)}
+    metrics = {**score(data, imputed), **summary, **_generation(model, data)}
     if models_dir is not None and data.dataset.schema.modalities and isinstance(model, torch.nn.Module):
         save_weights(model, trial, models_dir)
-    return _row(trial, "ok", None, metrics=metrics, history=model.epoch_history(), **common)
+    return _row(trial, "ok", None, metrics=metrics, history=history, **common)
+
+
+def _fit(model: object, data: PreparedData, distribution: Distribution, trial: Trial,
+         wandb: WandbOptions | None) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Train ``model`` on ``data``; its training summary and per-epoch history.
+
+    A deep model trains the way a Lightning user trains it: the runner's ``Trainer``
+    (:func:`~imputebench.models.training.trainer_for`: the selection callbacks, early stopping,
+    the divergence check, the epoch history as a logger, and W&B's logger when asked) fitted on
+    the trial's DataModule. A classical baseline fits in one go.
+    """
+    if not isinstance(model, ImputerModule):
+        model.fit(data.train_complete if model.trained_on_complete_data else data.train, data.validation)
+        return model.training_summary(), model.epoch_history()
+    model.distribute(distribution)
+    datamodule = PreparedDataModule(data)
+    logger = _wandb_logger(trial, model, wandb)
+    try:
+        training = trainer_for(model, datamodule, loggers=[logger] if logger is not None else []).fit(model, datamodule)
+    finally:
+        if logger is not None:
+            logger.experiment.finish()  # the driver adds the outcome to the run when the trial is stored
+    return training.summary(), training.epochs
+
+
+def _wandb_logger(trial: Trial, model: ImputerModule, wandb: WandbOptions | None):
+    """The trial's W&B logger, or None without ``--wandb``; also None if W&B cannot start a run: the
+    trial then trains unlogged, and the driver reports the W&B error when it logs the outcome."""
+    if wandb is None:
+        return None
+    try:
+        return trial_logger(trial, wandb, trial_config(trial, model.config()))
+    except TrackingError:
+        return None
