@@ -2,24 +2,29 @@
 
 For each (model, dataset) the same work is timed two ways:
 
-* **Lightning** -- the model's own ``fit(train, val=None)`` with ``max_epochs=N`` and
-  ``patience > N`` (so early stopping never fires). Training time is the span from
-  Lightning's ``on_train_start`` to ``on_train_end`` hook (the N epochs, including the
-  model's epoch-end logging / best-state bookkeeping); the rest of ``fit`` (network
-  construction, ``Trainer`` set-up, restoring the best state) is reported as ``setup``.
-* **bare** -- a freshly built model with the same seed, the same ``IndexBatches`` over the
-  same device-resident tensors, the model's own Adam (``configure_optimizers``) and
-  ``loss(x * observed, observed)``; ``zero_grad(set_to_none=True)``, ``backward``, ``step``;
-  the detached loss parts are summed on the device and read once per epoch, as
-  ``training_step`` / ``on_train_epoch_end`` do. The model is in train mode.
+* **Lightning** -- the model's own ``fit(train, val=None)``, which is the runner's path:
+  ``trainer_for`` (the selection callbacks on the training loss, early stopping, the
+  divergence check, the epoch-history logger) and ``trainer.fit`` on a DataModule, with
+  ``max_epochs=N`` and ``patience > N`` (so early stopping never fires). Training time is the
+  span from Lightning's ``on_train_start`` to ``on_train_end`` hook (the N epochs, with the
+  callbacks' and loggers' work); the rest of ``fit`` (network construction, ``Trainer``
+  set-up, loading the best weights) is reported as ``setup``.
+* **bare** -- a freshly built model with the same seed, the same batches over the same
+  device-resident tensors (the model's own ``train_batches``), its own Adam optimisers
+  (``configure_optimizers``) and its own ``training_step`` called in a plain loop, with the
+  optimisers handed over directly and ``manual_backward`` as a plain ``backward``: the same
+  per-step work (GAIN's and MisGAN's player schedules included) without the Trainer, its
+  hooks, callbacks, loggers and optimiser wrappers. The loss parts are read once per epoch,
+  as ``on_train_epoch_end`` does. The model is in train mode.
 
 Both paths draw the same batches and random numbers, so their last-epoch mean losses
 must agree (column ``same loss``): evidence that the timed work is identical.
 
-VSAE's objective depends on ``current_epoch`` (two stages, ``warmup_epochs``). A bare
-loop has no trainer and ``current_epoch`` is 0 there, so VSAE is run twice with the stage
-pinned in both paths: ``warmup_epochs=0`` (second stage: generation pass + x_u term)
-and ``warmup_epochs=10**9`` (warm-up stage).
+Objectives that depend on the epoch or the step read the trainer, which a bare loop lacks
+(``current_epoch`` is 0 there), so they are pinned in both paths: VSAE is run twice with its
+stage fixed, ``warmup_epochs=0`` (second stage: generation pass + x_u term) and
+``warmup_epochs=10**9`` (warm-up stage); HI-VAE's Gumbel-softmax temperature is held at
+its start (``tau_decay=0``) and MVAE's KL weight at 1 (``annealing_epochs=0``).
 
 Each path is warmed up with one epoch, then timed ``--repeats`` times, alternating which
 path goes first; the table reports medians. samples/s = N * rows per epoch / wall seconds;
@@ -29,7 +34,8 @@ leaves out time lost to other processes: with ``--threads 1`` it is the steadier
 shared machine (with more threads it also counts OpenMP workers spinning).
 
     python benchmarks/train_speed.py --datasets yeast,mushroom \\
-        --models ae,vae,cvae_mask,cvae_data,vsae --epochs 10 --repeats 5 --threads 1 \\
+        --models ae,vae,cvae_mask,cvae_data,vsae,vaeac,miwae,hivae,mvae,gain,gain_vaeac,misgan \\
+        --epochs 10 --repeats 5 --threads 1 \\
         --data-dir ../shared/datasets --out benchmarks/results/train_speed_1thread.md
 """
 
@@ -47,7 +53,6 @@ from pathlib import Path
 import lightning
 import torch
 
-from imputebench.data.datamodule import IndexBatches
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
@@ -57,7 +62,11 @@ from imputebench.runner.presets import dataset_family, family_presets
 TARGET = 1.15
 SEED = 0
 #: rows of the table: model name -> [(label, config overrides)]; VSAE once per training stage
-VARIANTS = {"vsae": [("vsae (stage 2)", {"warmup_epochs": 0}), ("vsae (warm-up)", {"warmup_epochs": 10**9})]}
+VARIANTS = {
+    "vsae": [("vsae (stage 2)", {"warmup_epochs": 0}), ("vsae (warm-up)", {"warmup_epochs": 10**9})],
+    "hivae": [("hivae", {"tau_decay": 0.0})],
+    "mvae": [("mvae", {"annealing_epochs": 0})],
+}
 
 
 def clock() -> tuple[float, float]:
@@ -70,13 +79,9 @@ def _elapsed(start: tuple[float, float], end: tuple[float, float]) -> dict[str, 
     return {"seconds": end[0] - start[0], "cpu": end[1] - start[1]}
 
 
-def _batches(model, train) -> IndexBatches:
-    """The loader ``ImputerModule.fit`` builds."""
-    return IndexBatches(train, model.cfg.batch_size, shuffle=True, seed=model.seed, min_rows=2)
-
-
-def _epoch_loss(sums: dict[str, torch.Tensor], steps: int) -> float:
-    return float(sums["loss"]) / steps
+def _epoch_loss(model) -> float:
+    """The epoch's mean training loss as ``on_train_epoch_end`` reads it (one evaluation per step)."""
+    return float(model._sums["loss"]) / model._counts["loss"]
 
 
 def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
@@ -86,7 +91,7 @@ def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
 
     def on_train_end() -> None:
         marks["end"] = clock()
-        marks["loss"] = _epoch_loss(model._sums, model._steps)
+        marks["loss"] = _epoch_loss(model)
 
     # instance attributes shadow the (no-op) LightningModule hooks; Lightning looks hooks up by getattr
     model.on_train_start = lambda: marks.setdefault("start", clock())
@@ -98,25 +103,21 @@ def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
 
 
 def bare_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
-    """The same networks, batches and optimiser in a plain loop."""
+    """The same networks, batches, optimisers and training step in a plain loop."""
     model = cls(seed=SEED, **config)
     model.build_networks(train.schema)
+    model.fit_statistics(train)
     model.train()
-    optimizer = model.configure_optimizers()
-    batches = _batches(model, train)
+    optimizers = model.configure_optimizers()
+    model.optimizers = lambda use_pl_optimizer=True: optimizers  # instance attributes shadow the trainer's
+    model.manual_backward = lambda loss, *args, **kwargs: loss.backward(*args, **kwargs)
+    batches = model.train_batches(train)
     start = clock()
     for _ in range(epochs):
-        sums: dict[str, torch.Tensor] = {}
-        steps = 0
-        for x, observed in batches:
-            parts = model.loss(x * observed, observed)
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
-            steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            optimizer.step()
-        loss = _epoch_loss(sums, steps)  # the once-per-epoch read of on_train_epoch_end
+        model.on_train_epoch_start()
+        for i, batch in enumerate(batches):
+            model.training_step(batch, i)
+        loss = _epoch_loss(model)  # the once-per-epoch read of on_train_epoch_end
     return {**_elapsed(start, clock()), "setup": float("nan"), "loss": loss}
 
 
@@ -148,7 +149,7 @@ def environment(argv: list[str]) -> list[str]:
 
 def row(label: str, dataset: str, train, model, epochs: int, result: dict) -> tuple[str, float]:
     """A Markdown table row, and the Lightning overhead per step (CPU µs) for the summary."""
-    batches = _batches(model, train)
+    batches = model.train_batches(train)
     rows_per_epoch = sum(len(x) for x, _ in batches)
     steps = epochs * len(batches)
     light, bare = result["lightning"], result["bare"]
@@ -170,7 +171,7 @@ HEADER = ("| model | dataset | n_train | batches/epoch | Lightning samples/s | b
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="yeast,mushroom")
-    parser.add_argument("--models", default="ae,vae,cvae_mask,cvae_data,vsae")
+    parser.add_argument("--models", default="ae,vae,cvae_mask,cvae_data,vsae,vaeac,miwae,hivae,mvae,gain,gain_vaeac,misgan")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)

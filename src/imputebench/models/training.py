@@ -133,5 +133,6 @@ def trainer_for(
             enable_progress_bar=False,
             enable_model_summary=False,
             num_sanity_val_steps=0,
+            limit_val_batches=None if datamodule.validation is not None else 0,  # nothing to validate
         )
     return Training(trainer, history, next(cb for cb in selection if isinstance(cb, BestWeights)))
