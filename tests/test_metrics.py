@@ -306,3 +306,23 @@ def test_reference_rows_set_the_normaliser():
         nrmse(preds, target, held_out)
     with pytest.raises(ValueError, match="columns"):
         nrmse(preds, target, held_out, reference=reference[:, :1])
+
+
+def test_metric_classes_with_a_reference_stream_the_functional_scores():
+    """The runner scores with the classes (evaluate.score): streamed over chunks, normalised by a
+    reference table's statistics, they give the functional cores' numbers."""
+    from imputebench.metrics import METRICS, minmax_rmse, nrmse
+
+    torch.manual_seed(0)
+    target, reference = torch.randn(50, 3), torch.randn(200, 3) * 2
+    preds, held_out = target + torch.randn(50, 3), torch.rand(50, 3) < 0.4
+    for name, expected in (
+        ("nrmse", nrmse(preds, target, held_out, reference=reference)),
+        ("nrmse_range", nrmse(preds, target, held_out, normaliser="range", reference=reference)),
+        ("minmax_rmse", minmax_rmse(preds, target, held_out, reference=reference)),
+    ):
+        metric = METRICS[name].factory(3, reference=reference)
+        for rows in torch.arange(50).split(17):
+            metric.update(preds[rows], target[rows], held_out[rows])
+        assert torch.allclose(metric.compute(), expected), name
+        assert not torch.allclose(expected, METRICS[name].factory(3)(preds, target, held_out))  # the reference matters

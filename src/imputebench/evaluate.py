@@ -75,7 +75,7 @@ def image_errors(preds: torch.Tensor, truth: torch.Tensor, held_out: torch.Tenso
     hidden = held_out[:, [members[0] for _, members in images]]  # (n, M_img)
     metric = METRICS["modality_mse"].factory(groups)
     metric.update(preds[:, columns] / scale, truth[:, columns] / scale, hidden)
-    errors = metric.compute()  # (M_img,)
+    errors = metric.compute().reshape(-1)  # (M_img,): torchmetrics returns one modality's error as a scalar
     out = {f"mse_{name}": float(e) for (name, _), e in zip(images, errors) if torch.isfinite(e)}
     out["mse"] = sum(out.values())
     return out
