@@ -156,7 +156,7 @@ def row(label: str, dataset: str, train, model, epochs: int, result: dict) -> tu
     ratio = {k: light[k] / bare[k] for k in ("seconds", "cpu")}
     overhead_us = {k: (light[k] - bare[k]) / steps * 1e6 for k in ("seconds", "cpu")}
     same = abs(light["loss"] - bare["loss"]) <= 1e-5 * max(1.0, abs(bare["loss"]))
-    cells = [label, dataset, train.n_rows, len(batches),
+    cells = [label, dataset, train.n_rows, model.cfg.batch_size, len(batches),
              f"{epochs * rows_per_epoch / light['seconds']:,.0f}", f"{epochs * rows_per_epoch / bare['seconds']:,.0f}",
              f"{ratio['seconds']:.3f}", f"{ratio['cpu']:.3f}", f"{overhead_us['seconds']:,.0f}",
              f"{overhead_us['cpu']:,.0f}", f"{light['setup']:.2f}", "yes" if same else "NO",
@@ -164,7 +164,7 @@ def row(label: str, dataset: str, train, model, epochs: int, result: dict) -> tu
     return "| " + " | ".join(str(c) for c in cells) + " |", overhead_us["cpu"]
 
 
-HEADER = ("| model | dataset | n_train | batches/epoch | Lightning samples/s | bare samples/s | ratio L/bare "
+HEADER = ("| model | dataset | n_train | batch | batches/epoch | Lightning samples/s | bare samples/s | ratio L/bare "
           "| ratio (CPU time) | overhead µs/step | overhead µs/step (CPU) | fit setup s | same loss | within 1.15x |")
 
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="ae,vae,cvae_mask,cvae_data,vsae,vaeac,miwae,hivae,mvae,gain,gain_vaeac,misgan")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="one batch size for every model (default: each model's own)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice); 1 is "
                         "steadier on a shared machine, where idle OpenMP threads wait on descheduled ones")
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"))
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     command = sys.argv if argv is None else ["benchmarks/train_speed.py", *argv]
     lines = ["# Training speed: Lightning vs bare PyTorch loop", "", *environment(command),
              f"- {args.epochs} epochs per run, median of {args.repeats} alternating repeats after a 1-epoch warm-up; "
-             f"batch size {args.batch_size}; protocol vsae, MCAR 50%, seed {SEED}", "", HEADER,
+             f"batch size {args.batch_size or 'of each model (column)'}; protocol vsae, MCAR 50%, seed {SEED}", "", HEADER,
              "|" + "---|" * HEADER.count(" | ") + "---|"]
     print("\n".join(lines), flush=True)
     overheads: list[float] = []
@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             cls = get_model(name)
             train = data.train_complete if cls.trained_on_complete_data else data.train
             for label, overrides in VARIANTS.get(name, [(name, {})]):
-                config = {"lr": preset["lr"], "batch_size": args.batch_size, **overrides}
+                config = {"lr": preset["lr"], **overrides}
+                if args.batch_size:
+                    config["batch_size"] = args.batch_size
                 result = measure(cls, config, train, args.epochs, args.repeats)
                 line, overhead = row(label, dataset, train, cls(seed=SEED, **config), args.epochs, result)
                 lines.append(line)

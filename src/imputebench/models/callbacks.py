@@ -37,10 +37,12 @@ class BestWeights(Checkpoint):
         self.monitor = monitor
         self.best_score, self.best_epoch = math.inf, -1
         self._weights: dict | None = None
+        self._state_key = f"{type(self).__name__}[monitor={monitor}]"
 
     @property
     def state_key(self) -> str:
-        return f"{type(self).__name__}[monitor={self.monitor}]"
+        """Built once: Lightning reads it at every hook of every step."""
+        return self._state_key
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.best_score, self.best_epoch, self._weights = math.inf, -1, None
@@ -80,7 +82,7 @@ class StopOnDivergence(EarlyStopping):
 
     @property
     def state_key(self) -> str:
-        return type(self).__name__
+        return "StopOnDivergence"
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logged = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith(self.prefix)}
