@@ -39,7 +39,7 @@ from imputebench.data import uci
 from imputebench.data.dataset import Dataset, DatasetError
 from imputebench.data.download import RemoteFile
 from imputebench.data.uci import Column, cat, count, drop, ordinal, positive, real, target
-from imputebench.models.registry import UnknownNameError
+from imputebench.errors import UnknownNameError
 from imputebench.schema import FeatureSchema
 
 Loader = Callable[[Path], Dataset]

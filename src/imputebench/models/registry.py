@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from imputebench.errors import UnknownNameError  # raised here; still importable from here for callers
 from imputebench.models.imputer import Imputer
 
 T = TypeVar("T", bound=type[Imputer])
 
 _MODELS: dict[str, type[Imputer]] = {}
-
-
-class UnknownNameError(KeyError):
-    """An unknown model, dataset or mechanism name; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def register_model(name: str) -> Callable[[T], T]:
