@@ -1,4 +1,6 @@
-"""Model registry: a dict and a decorator. Adding a model = one file + one import."""
+"""Model registry: a dict and a decorator. Adding a model = one file + one import (in ``models/__init__.py``,
+which imports every model module, so the registry is full whenever it is importable and imports no model).
+"""
 
 from __future__ import annotations
 
@@ -24,18 +26,11 @@ def register_model(name: str) -> Callable[[T], T]:
     return decorate
 
 
-def _load_builtin_models() -> None:
-    # Importing the model modules registers them.
-    from imputebench.models import ae, classical, cvae, gain, hivae, misgan, miwae, mvae, vae, vaeac, vsae  # noqa: F401
-
-
 def model_names() -> list[str]:
-    _load_builtin_models()
     return sorted(_MODELS)
 
 
 def get_model(name: str) -> type[Imputer]:
-    _load_builtin_models()
     try:
         return _MODELS[name]
     except KeyError:
