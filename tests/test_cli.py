@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from imputebench import cli
 from imputebench.cli import app
 from imputebench.models.distributed import STRATEGIES
-from imputebench.models.registry import get_model, model_names
+from imputebench.data.sources import get_spec, resolve_datasets
+from imputebench.models.registry import get_model, is_classical, model_names
 from imputebench.runner.executors import EXECUTORS
 from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.tracking import MODES
@@ -48,6 +49,25 @@ def test_run_prints_a_leaderboard_and_resumes(store):
     assert second.exit_code == 0 and "4 already stored, 0 ran ok" in second.output
     board = invoke("leaderboard", "--store", store, "--format", "csv")
     assert board.exit_code == 0 and board.output.startswith("protocol,dataset,mechanism,ratio,model,metric")
+
+
+def test_run_without_arguments_is_the_quickstart_demonstration_and_says_so(monkeypatch, store):
+    monkeypatch.setattr(cli, "QUICKSTART_EPOCHS", 1)  # the real budget takes about a minute
+    result = invoke("run", "--store", store)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(store) as db:
+        trials = [(model, dataset, json.loads(config)) for model, dataset, config in
+                  db.execute("SELECT model, dataset, config FROM trials")]
+    models = {model for model, _, _ in trials}
+    deep = {model for model in models if not is_classical(model)}
+    assert "mean" in models and len(models - deep) >= 2 and "vaeac" in deep and len(deep) >= 2
+    datasets = {dataset for _, dataset, _ in trials}
+    assert datasets == set(resolve_datasets("quickstart")) and all(get_spec(name).files == () for name in datasets)
+    assert len(trials) == len(models) * len(datasets)
+    assert all(config["max_epochs"] == config["patience"] == 1 for model, _, config in trials if model in deep)
+    assert "A quick demonstration: the deep models trained at most 1 epochs" in " ".join(result.output.split())
+    chosen = invoke("run", "--models", "mean", "--datasets", "iris", "--store", store)
+    assert chosen.exit_code == 0 and "demonstration" not in chosen.output
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Names. The scikit-learn bundled tables (no download) are ``iris``, ``wine``,
 ``breast_cancer`` (Wisconsin diagnostic, = UCI ``wdbc``), ``diabetes`` and
 ``digits``, and ``digits_pairs`` (the MNIST+MNIST pairing of ``digits``; alias
-``embedded`` names all six). The image sets (``mnist_mnist``, ``mnist_svhn``,
+``embedded`` names all six, alias ``quickstart`` the three small tables of ``imputebench run``'s
+demonstration). The image sets (``mnist_mnist``, ``mnist_svhn``,
 ``mnist_label``, ``fashion_label``; alias ``bimodal``) are declared in
 :mod:`imputebench.data.multimodal` and registered here. The raw UCI files, read from the cache or
 mirror layout ``<data_dir>/<folder>/<filename>`` (see ``shared/datasets/MANIFEST.md``),
@@ -51,6 +52,8 @@ ALIASES: dict[str, list[str]] = {
     "uci": ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"],
     "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits", "digits_pairs"],
     "bimodal": ["mnist_mnist", "mnist_svhn", "mnist_label", "fashion_label"],
+    # the default run's tables: small (150, 178, 442 rows), numeric and categorical (diabetes' sex), no download
+    "quickstart": ["iris", "wine", "diabetes"],
 }
 
 
