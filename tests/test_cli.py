@@ -1,12 +1,26 @@
 """The command line as a user types it: exit codes, messages, and stored results kept."""
 
 import json
+import re
 import sqlite3
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from imputebench import cli
 from imputebench.cli import app
+from imputebench.models.distributed import STRATEGIES
+from imputebench.data.sources import get_spec, resolve_datasets
+from imputebench.models.registry import get_model, is_classical, model_names
+from imputebench.runner.executors import EXECUTORS
+from imputebench.runner.store import ResultRow, ResultStore
+from imputebench.runner.tracking import MODES
+from imputebench.runner.trials import Trial
 
 runner = CliRunner()
 
@@ -35,6 +49,25 @@ def test_run_prints_a_leaderboard_and_resumes(store):
     assert second.exit_code == 0 and "4 already stored, 0 ran ok" in second.output
     board = invoke("leaderboard", "--store", store, "--format", "csv")
     assert board.exit_code == 0 and board.output.startswith("protocol,dataset,mechanism,ratio,model,metric")
+
+
+def test_run_without_arguments_is_the_quickstart_demonstration_and_says_so(monkeypatch, store):
+    monkeypatch.setattr(cli, "QUICKSTART_EPOCHS", 1)  # the real budget takes about a minute
+    result = invoke("run", "--store", store)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(store) as db:
+        trials = [(model, dataset, json.loads(config)) for model, dataset, config in
+                  db.execute("SELECT model, dataset, config FROM trials")]
+    models = {model for model, _, _ in trials}
+    deep = {model for model in models if not is_classical(model)}
+    assert "mean" in models and len(models - deep) >= 2 and "vaeac" in deep and len(deep) >= 2
+    datasets = {dataset for _, dataset, _ in trials}
+    assert datasets == set(resolve_datasets("quickstart")) and all(get_spec(name).files == () for name in datasets)
+    assert len(trials) == len(models) * len(datasets)
+    assert all(config["max_epochs"] == config["patience"] == 1 for model, _, config in trials if model in deep)
+    assert "A quick demonstration: the deep models trained at most 1 epochs" in " ".join(result.output.split())
+    chosen = invoke("run", "--models", "mean", "--datasets", "iris", "--store", store)
+    assert chosen.exit_code == 0 and "demonstration" not in chosen.output
 
 
 @pytest.mark.parametrize(
@@ -158,3 +191,71 @@ def test_executor_options_that_cannot_apply_are_refused_before_anything_runs(tmp
     unwrapped = "".join(ch for ch in result.output if not ch.isspace() and ch not in "│╭╮╰╯─")  # Rich wraps and boxes
     assert result.exit_code == 2 and "".join(message.split()) in unwrapped
     assert not store.exists()
+
+
+#: Runs the CLI with argv[2:] in a fresh interpreter, then writes which heavy packages it loaded to argv[1].
+PROBE = """
+import json, sys
+from imputebench import cli
+from imputebench.cli import app
+try:
+    app(sys.argv[2:])
+except SystemExit as exit:
+    code = exit.code
+heavy = [name for name in ("torch", "lightning", "ray") if name in sys.modules]
+open(sys.argv[1], "w").write(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def loaded_by(tmp_path, *args: str) -> dict:
+    """The exit code of ``imputebench ARGS`` run in a new interpreter, and the heavy packages it imported."""
+    report = tmp_path / "probe.json"
+    subprocess.run([sys.executable, "-c", PROBE, str(report), *args], check=True, capture_output=True, timeout=300)
+    return json.loads(report.read_text())
+
+
+@pytest.fixture
+def filled_store(store) -> str:
+    """A store holding one finished trial, written as ``imputebench run`` writes it."""
+    with ResultStore(store) as results:
+        results.write(ResultRow(Trial("mean", "iris", "mcar", 0.5, 0, "vsae"), "ok", None, metrics={"nrmse": 1.0}))
+    return store
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",), ("--version",), ("run", "--help"), ("models",), ("datasets", "--data-dir", "{mirror}"),
+    ("leaderboard", "--store", "{store}"),
+], ids=lambda args: " ".join(args).replace("{", "").replace("}", ""))
+def test_light_commands_answer_without_torch_lightning_or_ray(tmp_path, mirror_dir, filled_store, args):
+    args = [arg.format(mirror=mirror_dir, store=filled_store) for arg in args]
+    assert loaded_by(tmp_path, *args) == {"code": 0, "heavy": []}
+
+
+def test_the_probe_sees_a_command_that_loads_torch(tmp_path):
+    # run loads its machinery before it checks names: an unknown model still brings torch in
+    assert loaded_by(tmp_path, "run", "--models", "nope")["heavy"][:1] == ["torch"]
+
+
+def test_version_is_the_installed_package_version():
+    result = invoke("--version")
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert result.exit_code == 0 and result.output == f"imputebench {version('imputebench')}\n"
+    assert version("imputebench") == project["version"]
+
+
+def test_run_help_shows_extras_in_brackets_and_every_choice():
+    text = " ".join(invoke("run", "--help").output.split())
+    assert 'pip install "imputebench[ray]"' in text and 'pip install "imputebench[wandb]"' in text
+    for option, choices in (("--executor", EXECUTORS), ("--strategy", STRATEGIES), ("--wandb-mode", MODES)):
+        option_help = text.split(f" {option} <str> ", 1)[1].split(" --", 1)[0]  # its row, up to the next option
+        assert set(choices) <= set(re.findall(r"\w+", option_help)), option_help
+
+
+def test_models_lists_every_registered_model_with_its_training_data(monkeypatch):
+    monkeypatch.setattr(cli.console, "width", 400)  # one line per model
+    result = invoke("models")
+    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") == 5}
+    assert result.exit_code == 0 and set(lines) == set(model_names())
+    for name in model_names():
+        expected = "complete data" if get_model(name).trained_on_complete_data else "observed entries"
+        assert expected in lines[name] and get_model(name).paper in lines[name]

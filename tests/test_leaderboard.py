@@ -169,6 +169,16 @@ def test_a_model_that_failed_every_attempt_still_shows_its_failures():
     assert "0 diverged, 1 failed, 0 timeout" in text
 
 
+def test_models_trained_on_complete_data_are_marked_and_a_retired_model_is_not():
+    base = dict(protocol="vsae", mechanism="mcar", ratio=0.5, seed=0, wall_time_s=1.0, status="ok", dataset="iris")
+    frame = pd.DataFrame([{**base, "model": model, "metric.nrmse": score}
+                          for model, score in (("cvae_data", 0.5), ("cvae_mask", 0.6), ("retired_model", 0.7))])
+    summary = lb.summarise(frame).set_index("model")
+    assert summary["complete_data"].to_dict() == {"cvae_data": True, "cvae_mask": False, "retired_model": False}
+    marked = set(table_rows(lb.to_markdown(summary.reset_index()), "### overall, protocol `vsae`")) - {"model"}
+    assert marked == {"cvae_data †", "cvae_mask", "retired_model"}
+
+
 def test_failure_counts_from_trial_rows():
     counts = lb.failure_counts(rows()).set_index(["dataset", "model"])
     assert counts.loc[("zoo", "mice"), "failures"] == 1 and counts.loc[("zoo", "mice"), "status.failed"] == 1

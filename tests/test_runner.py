@@ -36,7 +36,6 @@ class _NaN(Imputer):
 
 @pytest.fixture
 def extra_models(monkeypatch):
-    registry._load_builtin_models()
     monkeypatch.setitem(registry._MODELS, "broken", _Broken)
     monkeypatch.setitem(registry._MODELS, "nan", _NaN)
 

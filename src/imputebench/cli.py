@@ -1,44 +1,48 @@
-"""The ``imputebench`` command line: run sweeps, show leaderboards, list and fetch datasets."""
+"""The ``imputebench`` command line: run sweeps, show leaderboards, list and fetch datasets.
+
+Starting the program loads typer, rich and two modules that import nothing (the shared errors and the
+model cards): each command imports what it uses when it runs, so torch, Lightning and Ray load only for
+``run`` and ``plot``, and ``--help``, ``--version``, ``models``, ``datasets`` and ``leaderboard``
+answer at once (tests/test_cli.py checks that none of them loads torch, Lightning or Ray).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from imputebench import leaderboard as lb
-from imputebench.data.dataset import DatasetError
-from imputebench.data.download import ChecksumError, DownloadError, fetch
-from imputebench.data.protocols import get_protocol
-from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset, resolve_datasets
-from imputebench.masks import get_mechanism, validate_ratio
-from imputebench.models.distributed import STRATEGIES, Distribution
-from imputebench.models.registry import UnknownNameError, get_model, is_classical, model_names
-from imputebench.runner.execute import SweepInterrupted, SweepSummary, run_sweep
-from imputebench.runner.executors import EXECUTORS, LocalExecutor, RayExecutor, RayNotInstalled
-from imputebench.runner.progress import SweepProgress
-from imputebench.runner.worker import TrialOptions, models_dir_for
-from imputebench.plots import save as save_figure
-from imputebench.ratio_curves import ratio_curves
-from imputebench.runner.pictures import plot_dir_for, plot_store
-from imputebench.runner.presets import config_resolver, read_model_config
-from imputebench.runner.store import ResultStore, StoreError
-from imputebench.runner.tracking import MODES, SweepTracker, TrackingError, WandbOptions, log_pictures
-from imputebench.runner.trials import expand
+from imputebench.errors import UnknownNameError
+from imputebench.model_catalog import MODELS
 
-app = typer.Typer(add_completion=False, help="A fair, reproducible benchmark for missing-data imputation.")
-data_app = typer.Typer(add_completion=False, help="Download and verify dataset files.")
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from imputebench.runner.execute import SweepSummary
+    from imputebench.runner.store import ResultStore
+    from imputebench.runner.tracking import SweepTracker
+    from imputebench.runner.worker import TrialOptions
+
+# rich_markup_mode=None: help texts are shown as written; as Rich markup, `pip install "imputebench[ray]"` lost "[ray]".
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+data_app = typer.Typer(add_completion=False, rich_markup_mode=None, help="Download and verify dataset files.")
 app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_STORE = Path("results/imputebench.sqlite")
+#: ``imputebench run`` with neither --models nor --datasets is a demonstration that shows the product in about a
+#: minute on 2 CPU cores: mean imputation, a classical baseline and two deep models on the ``quickstart`` tables,
+#: the deep models trained QUICKSTART_EPOCHS epochs (their papers train hundreds), so its numbers are not the
+#: papers' protocol and the run says so beside its leaderboard.
+QUICKSTART_MODELS = "mean,mice,vaeac,miwae"
+QUICKSTART_DATASETS = "quickstart"
+QUICKSTART_EPOCHS = 50
 PLOT_KINDS = ("images", "ratio-curve")
 DataDir = Annotated[
     Path | None,
@@ -46,14 +50,32 @@ DataDir = Annotated[
 ]
 StorePath = Annotated[Path, typer.Option("--store", help="SQLite results store.")]
 Format = Annotated[str, typer.Option("--format", help="Leaderboard format: md or csv.")]
-Wandb = Annotated[bool, typer.Option("--wandb", help="Log to Weights & Biases: one run per trial (pip install 'imputebench[wandb]').")]
+Wandb = Annotated[bool, typer.Option("--wandb", help='Log to Weights & Biases: one run per trial (pip install "imputebench[wandb]").')]
 WandbProject = Annotated[str, typer.Option("--wandb-project", help="W&B project.")]
 WandbEntity = Annotated[str | None, typer.Option("--wandb-entity", help="W&B entity (team or user). Default: yours.")]
-WandbMode = Annotated[str, typer.Option("--wandb-mode", help=f"W&B mode: {' or '.join(MODES)} (offline: no network, runs under WANDB_DIR).")]
+WandbMode = Annotated[str, typer.Option("--wandb-mode", help="W&B mode: online or offline (offline: no network, runs under WANDB_DIR).")]
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"imputebench {version('imputebench')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")] = False,
+) -> None:
+    """A fair, reproducible benchmark for missing-data imputation."""
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "imputebench[ray]" is not markup
+    """Print ``message`` as an error, escaped ("imputebench[ray]" is not markup) and never broken inside a path
+    (soft wrap: the terminal wraps it); return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -73,6 +95,8 @@ def _seeds(text: str) -> list[int]:
 
 def _device(accelerator: str) -> str:
     """The torch device for ``--accelerator`` (cpu, gpu, cuda, cuda:N, mps, auto), checked to exist here."""
+    import torch
+
     device = {"gpu": "cuda", "auto": "cuda" if torch.cuda.is_available() else "cpu"}.get(accelerator, accelerator)
     try:
         torch.empty(0, device=device)
@@ -81,7 +105,9 @@ def _device(accelerator: str) -> str:
     return device
 
 
-def _render(summary, fmt: str, by: list[str] | None = None) -> str:
+def _render(summary: pd.DataFrame, fmt: str, by: list[str] | None = None) -> str:
+    from imputebench import leaderboard as lb
+
     if fmt not in ("md", "csv"):
         raise _fail(f"unknown format {fmt!r}; known: md, csv", 2)
     return lb.to_markdown(summary, by=by) if fmt == "md" else lb.to_csv(summary, by=by)
@@ -89,8 +115,12 @@ def _render(summary, fmt: str, by: list[str] | None = None) -> str:
 
 @app.command()
 def run(
-    models: Annotated[str, typer.Option(help="Comma-separated model names (see `imputebench models`).")] = "mean,mice,missforest",
-    datasets: Annotated[str, typer.Option(help="Comma-separated dataset names or aliases (uci, embedded).")] = "embedded",
+    models: Annotated[str | None, typer.Option(
+        help=f"Comma-separated model names (see `imputebench models`). Default: {QUICKSTART_MODELS}.")] = None,
+    datasets: Annotated[str | None, typer.Option(
+        help=f"Comma-separated dataset names or aliases (quickstart, embedded, uci, bimodal). Default: {QUICKSTART_DATASETS}. "
+             f"With neither --models nor --datasets the run is a quick demonstration: deep models get "
+             f"{QUICKSTART_EPOCHS} epochs unless --max-epochs / --patience say otherwise.")] = None,
     mechanisms: Annotated[str, typer.Option(help="mcar, mar, mnar (= mnar_selfmask), mnar_quantile.")] = "mcar",
     ratios: Annotated[str, typer.Option(help="Missing ratios in (0, 1), comma-separated.")] = "0.5",
     seeds: Annotated[str, typer.Option(help="A count (3 = seeds 0,1,2) or a comma-separated list.")] = "1",
@@ -103,14 +133,14 @@ def run(
     model_config: Annotated[
         Path | None, typer.Option(help="YAML mapping model -> overrides (e.g. configs/vsae-long.yaml).")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (in this process, one trial at a time) or ray (pip install 'imputebench[ray]').")] = "local",
+    executor: Annotated[str, typer.Option(help='local (in this process, one trial at a time) or ray (pip install "imputebench[ray]").')] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, host:port, ray://host:10001). Default: start a local one.")] = None,
     cpus_per_trial: Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses (both executors, so rows match).")] = 1.0,
     gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")] = 0.0,
     max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)] = 0,
     trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")] = None,
     devices: Annotated[int, typer.Option(help="Devices one deep trial trains on (with --strategy ddp: one process each).")] = 1,
-    strategy: Annotated[str, typer.Option(help=f"{' or '.join(STRATEGIES)}: one device, or Lightning's DDP (ranks spawned).")] = "auto",
+    strategy: Annotated[str, typer.Option(help="auto or ddp: one device, or Lightning's DDP (ranks spawned).")] = "auto",
     wandb: Wandb = False,
     wandb_project: WandbProject = "imputebench",
     wandb_entity: WandbEntity = None,
@@ -118,7 +148,28 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
     fmt: Format = "md",
 ) -> None:
-    """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard."""
+    """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard.
+
+    With no argument, a quick demonstration (see --datasets).
+    """
+    from imputebench import leaderboard as lb
+    from imputebench.data.dataset import DatasetError
+    from imputebench.data.protocols import get_protocol
+    from imputebench.data.sources import load_dataset, resolve_datasets
+    from imputebench.masks import get_mechanism, validate_ratio
+    from imputebench.models.distributed import Distribution
+    from imputebench.models.registry import get_model, is_classical
+    from imputebench.runner.presets import config_resolver, read_model_config
+    from imputebench.runner.store import ResultStore, StoreError
+    from imputebench.runner.tracking import SweepTracker, TrackingError, WandbOptions
+    from imputebench.runner.trials import expand
+    from imputebench.runner.worker import TrialOptions, models_dir_for
+
+    demonstration = models is None and datasets is None
+    if demonstration:
+        max_epochs, patience = max_epochs or QUICKSTART_EPOCHS, patience or QUICKSTART_EPOCHS
+    models = QUICKSTART_MODELS if models is None else models
+    datasets = QUICKSTART_DATASETS if datasets is None else datasets
     try:
         model_list = _split(models)
         for name in model_list:
@@ -176,6 +227,9 @@ def run(
         keys = {t.key for t in trials}
         board = lb.summarise(results.frame(keys), attempts=results.attempts(keys))
     typer.echo(_render(board, fmt))
+    if demonstration:
+        err_console.print(f"A quick demonstration: the deep models trained at most {max_epochs} epochs, not their papers' "
+                          "schedules. Name --models and --datasets for a real sweep.", highlight=False)
     if tracker is not None:
         tracker.sweep_finished(board, keys)
     retried = f", {summary.retried} retried" if summary.retried else ""
@@ -189,6 +243,8 @@ def run(
 
 def _check_resources(executor: str, accelerator: str, ray_address: str | None, cpus: float, gpus: float) -> None:
     """Options that would be silently ignored are refused: each executor takes its own."""
+    from imputebench.runner.executors import EXECUTORS
+
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if not cpus > 0 or not gpus >= 0:
@@ -209,6 +265,8 @@ class _Tracker:
             os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own lines would break the progress display
 
     def _log(self, call, *args) -> None:
+        from imputebench.runner.tracking import TrackingError
+
         if self.error is None:
             try:
                 call(*args)
@@ -227,6 +285,10 @@ def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor
            cpus_per_trial: float, gpus_per_trial: float, max_retries: int, verbose: bool,
            tracker: _Tracker | None) -> SweepSummary:
     """The sweep under a progress display; every attempt stored as it ends, then logged to W&B if asked."""
+    from imputebench.runner.execute import SweepInterrupted, run_sweep
+    from imputebench.runner.executors import LocalExecutor, RayExecutor, RayNotInstalled
+    from imputebench.runner.progress import SweepProgress
+
     try:
         runner = (LocalExecutor(options, loaded) if executor == "local" else
                   RayExecutor(options, loaded, ray_address, cpus_per_trial, gpus_per_trial, verbose=verbose))
@@ -265,6 +327,11 @@ def plot(
     wandb_mode: WandbMode = "online",
 ) -> None:
     """Pictures of a store: image trials' imputations and generations, or each model's error against the missing ratio."""
+    from imputebench.data.dataset import DatasetError
+    from imputebench.runner.pictures import plot_dir_for, plot_store
+    from imputebench.runner.store import ResultStore, StoreError
+    from imputebench.runner.tracking import TrackingError, WandbOptions, log_pictures
+
     if kind not in PLOT_KINDS:
         raise _fail(f"unknown plot {kind!r}: choose one of {', '.join(PLOT_KINDS)}", 2)
     if not store.exists():
@@ -296,6 +363,11 @@ def plot(
 
 
 def _plot_ratio_curves(store: Path, output: Path) -> None:
+    from imputebench import leaderboard as lb
+    from imputebench.plots import save as save_figure
+    from imputebench.ratio_curves import ratio_curves
+    from imputebench.runner.store import ResultStore, StoreError
+
     try:
         with ResultStore(store) as results:
             figures = ratio_curves(lb.summarise(results.frame()))
@@ -317,6 +389,9 @@ def leaderboard(
              "(e.g. mechanism,ratio); one table per remaining combination and metric.")] = None,
 ) -> None:
     """Leaderboard of every finished trial in the store, with each model's failed trials."""
+    from imputebench import leaderboard as lb
+    from imputebench.runner.store import ResultStore, StoreError
+
     try:
         fields = None if by is None else lb.check_by(_split(by))
     except ValueError as err:
@@ -337,6 +412,9 @@ def leaderboard(
 @app.command("datasets")
 def list_datasets(data_dir: DataDir = None) -> None:
     """Every dataset: rows, features by kind, source and licence."""
+    from imputebench.data.dataset import DatasetError
+    from imputebench.data.sources import dataset_names, default_data_dir, get_spec, load_dataset
+
     table = Table(Column("name", no_wrap=True), Column("rows", no_wrap=True), "features", "target", "source", "licence")
     problems: list[str] = []
     for name in dataset_names():
@@ -361,11 +439,8 @@ def list_datasets(data_dir: DataDir = None) -> None:
 def list_models() -> None:
     """Every registered model, its paper and what it is trained on."""
     table = Table(Column("name", no_wrap=True), "description", "paper", "trained on")
-    for name in model_names():
-        model = get_model(name)
-        doc = (model.__doc__ or "").strip().splitlines()
-        trained_on = "complete data" if model.trained_on_complete_data else "observed entries"
-        table.add_row(name, doc[0] if doc else "", model.paper, trained_on)
+    for name, card in sorted(MODELS.items()):
+        table.add_row(name, card.summary, card.paper, "complete data" if card.trained_on_complete_data else "observed entries")
     console.print(table)
 
 
@@ -376,6 +451,9 @@ def data_fetch(
     mirror: Annotated[str | None, typer.Option(help="Fetch from this mirror (URL or folder) instead of the canonical URLs.")] = None,
 ) -> None:
     """Download dataset files and verify their sha256."""
+    from imputebench.data.download import ChecksumError, DownloadError, fetch
+    from imputebench.data.sources import dataset_names, default_data_dir, resolve_datasets
+
     try:
         selected = dataset_names() if names == "all" else resolve_datasets(names)
     except UnknownNameError as err:

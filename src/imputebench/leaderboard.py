@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from imputebench.models.registry import UnknownNameError, get_model
+from imputebench.model_catalog import trained_on_complete_data
 
 PRIMARY_METRICS = ("nrmse", "pfc", "mse")
 SIGNIFICANCE = 0.05
@@ -63,7 +63,7 @@ def _with_failures(stats: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
     that failed every attempt: dropping it would make a model that always crashes look merely absent."""
     absent = failures.merge(stats[[*GROUP, "model"]].drop_duplicates(), on=[*GROUP, "model"], how="left", indicator=True)
     absent = absent.loc[absent["_merge"] == "left_only", [*GROUP, "model"]]
-    absent = absent.assign(n_seeds=0, n_pairs=0, complete_data=absent["model"].map(_complete_data))
+    absent = absent.assign(n_seeds=0, n_pairs=0, complete_data=absent["model"].map(trained_on_complete_data))
     lines = pd.concat([stats, absent], ignore_index=True) if not absent.empty else stats
     lines = lines.merge(failures, on=[*GROUP, "model"], how="left")
     counts = [c for c in failures.columns if c.startswith("status.")] + ["failures"]
@@ -87,7 +87,7 @@ def _scores(rows: pd.DataFrame) -> pd.DataFrame:
     )
     stats["metric_rank"] = stats.groupby([*GROUP, "metric"])["mean"].rank(method="min")
     stats["rank"] = stats.groupby([*GROUP, "model"])["metric_rank"].transform("mean")
-    stats["complete_data"] = stats["model"].map(_complete_data)
+    stats["complete_data"] = stats["model"].map(trained_on_complete_data)
     stats = stats.merge(_tests_against_best(long), on=[*GROUP, "metric", "model"], how="left")
     return stats.drop(columns="metric_rank")
 
@@ -118,13 +118,6 @@ def _tests_against_best(long: pd.DataFrame) -> pd.DataFrame:
             p = np.nan if model == best or len(pairs) < 2 else paired_p_value(pairs[:, 0], pairs[:, 1])
             out.append({**dict(zip([*GROUP, "metric"], key)), "model": model, "p_vs_best": p, "n_pairs": len(pairs)})
     return pd.DataFrame(out)
-
-
-def _complete_data(model: str) -> bool:
-    try:
-        return get_model(model).trained_on_complete_data
-    except UnknownNameError:  # a row of a model this version no longer has
-        return False
 
 
 def check_by(by: Sequence[str]) -> list[str]:
@@ -237,7 +230,7 @@ def _model_table(lines: pd.DataFrame, ranks: pd.Series) -> str:
 
 def _marked(models: Iterable[str]) -> list[str]:
     """Model names with † after those trained on complete data, whose scores are not comparable with the rest's."""
-    return [f"{model} †" if _complete_data(model) else model for model in models]
+    return [f"{model} †" if trained_on_complete_data(model) else model for model in models]
 
 
 def _rank_text(rank: float) -> str:

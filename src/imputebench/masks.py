@@ -36,7 +36,7 @@ from numbers import Real
 import numpy as np
 from scipy.special import expit, logit
 
-from imputebench.models.registry import UnknownNameError
+from imputebench.errors import UnknownNameError
 from imputebench.schema import FeatureSchema
 
 Mechanism = Callable[..., np.ndarray]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is handled: declaring or listing a dataset needs none
+    import torch
 
 FeatureKind = Literal["real", "categorical", "positive", "count", "ordinal", "pixel"]
 FEATURE_KINDS: tuple[str, ...] = ("real", "categorical", "positive", "count", "ordinal", "pixel")
@@ -166,6 +167,8 @@ class FeatureSchema:
 
     def expand(self, feature_mask: torch.Tensor) -> torch.Tensor:
         """Feature-level mask ``(n, d)`` -> encoded-column mask ``(n, D)``."""
+        import torch
+
         widths = torch.as_tensor(self.widths, device=feature_mask.device)
         return feature_mask.repeat_interleave(widths, dim=-1)
 
@@ -198,6 +201,8 @@ class FeatureSchema:
         Numeric features are copied; categorical codes become one-hot blocks.
         Non-finite codes (missing entries) become all-zero blocks.
         """
+        import torch
+
         n = values.shape[0]
         out = values.new_zeros(n, self.encoded_dim)  # (n, D)
         for j, (feature, cols) in enumerate(zip(self.features, self.slices)):

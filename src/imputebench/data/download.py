@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from imputebench.data.sources import get_spec, resolve_datasets
+from imputebench.data.spec import RemoteFile
+
 #: Seconds to wait for a connection or for the next block of data.
 TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
@@ -50,31 +53,6 @@ class DownloadError(OSError):
 
 class ChecksumError(DownloadError):
     """Retrieved bytes whose sha256 differs from the recorded one; the message names both hashes."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a dataset: where it lives in the cache/mirror and how to check it.
-
-    ``url`` is the canonical upstream address (from MANIFEST.md). ``member``
-    names the file inside a zip served at ``url``. ``mirror_only`` marks a file
-    the canonical URL does not serve byte for byte (``url`` then only records provenance).
-    """
-
-    folder: str
-    filename: str
-    url: str
-    sha256: str
-    size: int
-    member: str | None = None
-    mirror_only: bool = False
-
-    @property
-    def relpath(self) -> str:
-        return f"{self.folder}/{self.filename}"
-
-    def local_path(self, data_dir: Path) -> Path:
-        return Path(data_dir) / self.folder / self.filename
 
 
 @dataclass(frozen=True)
@@ -123,8 +101,6 @@ def fetch(names: str | list[str], data_dir: Path, mirror: str | None = None, pro
 
     Returns the local paths of all their files, in order; embedded datasets have none.
     """
-    from imputebench.data.sources import get_spec, resolve_datasets
-
     files = [f for name in resolve_datasets(names) for f in get_spec(name).files]
     return fetch_files(files, data_dir, mirror, progress)
 

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from imputebench.data.dataset import Dataset
-from imputebench.data.download import RemoteFile
 from imputebench.data.images import read_idx_pair, read_svhn
 from imputebench.data.pairing import pair_by_class, pair_within
-from imputebench.data.sources import SKLEARN, DatasetSpec, register
+from imputebench.data.spec import SKLEARN, DatasetSpec, RemoteFile
 from imputebench.schema import Feature, FeatureSchema
 
 PAIRING_SEED = 20180528  # fixed: the pairs are part of the dataset, not of a trial
@@ -152,37 +151,40 @@ def load_digits_pairs(root: Path | None = None) -> Dataset:
 
 
 MNIST_LICENCE = "CC BY-SA 3.0 (as usually cited for MNIST; LeCun & Cortes)"
-register(DatasetSpec(
-    "mnist_mnist", "MNIST (LeCun et al.)", MNIST_LICENCE, tuple(MNIST_FILES.values()), load_mnist_mnist,
-    "MNIST+MNIST (VSAE 'Synthetic1', long version E.2): digit d beside digit 9 - d, two 28x28 images; each image in "
-    "at most one pair, paired within MNIST's train and test splits: 29,071 + 4,832 rows, the test rows MNIST's.",
-    rows=33903,
-))
-register(DatasetSpec(
-    "mnist_svhn", "MNIST (LeCun et al.) and SVHN (Netzer et al. 2011)", f"{MNIST_LICENCE}; SVHN: non-commercial use only",
-    tuple(MNIST_FILES.values()) + tuple(SVHN_FILES.values()), load_mnist_svhn,
-    "MNIST+SVHN (VSAE 'Synthetic2', long version E.2): an MNIST digit beside a 32x32x3 SVHN image of the same digit; "
-    "each image in at most one pair, paired within the train and test splits: 56,068 + 10,000 rows.",
-    rows=66068,
-))
-register(DatasetSpec(
-    "mnist_label", "MNIST (LeCun et al.)", MNIST_LICENCE, tuple(MNIST_FILES.values()),
-    _image_label("mnist_label", MNIST_FILES, DIGITS),
-    "MNIST image + label (VSAE long version E.3): a 28x28 image and its digit as two modalities; MNIST's test split "
-    "is the test rows.",
-    rows=70000,
-))
-register(DatasetSpec(
-    "fashion_label", "Fashion-MNIST (Xiao et al. 2017)", "MIT (Zalando Research)", tuple(FASHION_FILES.values()),
-    _image_label("fashion_label", FASHION_FILES, FASHION_CLASSES),
-    "Fashion-MNIST image + label (VSAE long version E.3): a 28x28 image and its class as two modalities; the source's "
-    "test split is the test rows.",
-    rows=70000,
-))
-register(DatasetSpec(
-    "digits_pairs", SKLEARN, "CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)", (),
-    load_digits_pairs,
-    "The MNIST+MNIST pairing (digit d beside 9 - d, each image at most once) of scikit-learn's 8x8 digits "
-    "(intensities 0..16): offline, in the embedded default.",
-    rows=891,
-))
+#: The image sets, registered by :mod:`imputebench.data.sources` (the registry imports them, not the reverse).
+SPECS: tuple[DatasetSpec, ...] = (
+    DatasetSpec(
+        "mnist_mnist", "MNIST (LeCun et al.)", MNIST_LICENCE, tuple(MNIST_FILES.values()), load_mnist_mnist,
+        "MNIST+MNIST (VSAE 'Synthetic1', long version E.2): digit d beside digit 9 - d, two 28x28 images; each image in "
+        "at most one pair, paired within MNIST's train and test splits: 29,071 + 4,832 rows, the test rows MNIST's.",
+        rows=33903,
+    ),
+    DatasetSpec(
+        "mnist_svhn", "MNIST (LeCun et al.) and SVHN (Netzer et al. 2011)", f"{MNIST_LICENCE}; SVHN: non-commercial use only",
+        tuple(MNIST_FILES.values()) + tuple(SVHN_FILES.values()), load_mnist_svhn,
+        "MNIST+SVHN (VSAE 'Synthetic2', long version E.2): an MNIST digit beside a 32x32x3 SVHN image of the same digit; "
+        "each image in at most one pair, paired within the train and test splits: 56,068 + 10,000 rows.",
+        rows=66068,
+    ),
+    DatasetSpec(
+        "mnist_label", "MNIST (LeCun et al.)", MNIST_LICENCE, tuple(MNIST_FILES.values()),
+        _image_label("mnist_label", MNIST_FILES, DIGITS),
+        "MNIST image + label (VSAE long version E.3): a 28x28 image and its digit as two modalities; MNIST's test split "
+        "is the test rows.",
+        rows=70000,
+    ),
+    DatasetSpec(
+        "fashion_label", "Fashion-MNIST (Xiao et al. 2017)", "MIT (Zalando Research)", tuple(FASHION_FILES.values()),
+        _image_label("fashion_label", FASHION_FILES, FASHION_CLASSES),
+        "Fashion-MNIST image + label (VSAE long version E.3): a 28x28 image and its class as two modalities; the source's "
+        "test split is the test rows.",
+        rows=70000,
+    ),
+    DatasetSpec(
+        "digits_pairs", SKLEARN, "CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)", (),
+        load_digits_pairs,
+        "The MNIST+MNIST pairing (digit d beside 9 - d, each image at most once) of scikit-learn's 8x8 digits "
+        "(intensities 0..16): offline, in the embedded default.",
+        rows=891,
+    ),
+)

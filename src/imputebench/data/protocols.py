@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imputebench.models.registry import UnknownNameError
+from imputebench.errors import UnknownNameError
 
 
 @dataclass(frozen=True)

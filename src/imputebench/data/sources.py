@@ -3,9 +3,10 @@
 Names. The scikit-learn bundled tables (no download) are ``iris``, ``wine``,
 ``breast_cancer`` (Wisconsin diagnostic, = UCI ``wdbc``), ``diabetes`` and
 ``digits``, and ``digits_pairs`` (the MNIST+MNIST pairing of ``digits``; alias
-``embedded`` names all six). The image sets (``mnist_mnist``, ``mnist_svhn``,
-``mnist_label``, ``fashion_label``; alias ``bimodal``) are registered by
-:mod:`imputebench.data.multimodal`. The raw UCI files, read from the cache or
+``embedded`` names all six, alias ``quickstart`` the three small tables of ``imputebench run``'s
+demonstration). The image sets (``mnist_mnist``, ``mnist_svhn``,
+``mnist_label``, ``fashion_label``; alias ``bimodal``) are declared in
+:mod:`imputebench.data.multimodal` and registered here. The raw UCI files, read from the cache or
 mirror layout ``<data_dir>/<folder>/<filename>`` (see ``shared/datasets/MANIFEST.md``),
 are ``yeast``, ``glass``, ``zoo``, ``mushroom``, ``phishing`` (Phishing
 Websites, 11,055 rows), ``website_phishing`` (Website Phishing, 1,353 rows),
@@ -27,41 +28,22 @@ columns are dropped.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from imputebench.data import uci
+from imputebench.data import multimodal, uci
 from imputebench.data.dataset import Dataset, DatasetError
-from imputebench.data.download import RemoteFile
+from imputebench.data.spec import SKLEARN, DatasetSpec, Loader, RemoteFile, Task
 from imputebench.data.uci import Column, cat, count, drop, ordinal, positive, real, target
-from imputebench.models.registry import UnknownNameError
+from imputebench.errors import UnknownNameError
 from imputebench.schema import FeatureSchema
 
-Loader = Callable[[Path], Dataset]
-Task = Literal["classification", "regression"]
 UCI = "UCI Machine Learning Repository"
-SKLEARN = "scikit-learn (bundled)"
 CC_BY = "CC BY 4.0 (UCI)"
 UCI_DB = "https://archive.ics.uci.edu/ml/machine-learning-databases"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset: provenance, files (empty for embedded ones), loader and documented size."""
-
-    name: str
-    source: str
-    licence: str
-    files: tuple[RemoteFile, ...]
-    loader: Loader
-    description: str
-    task: Task = "classification"
-    rows: int | None = None
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -70,6 +52,8 @@ ALIASES: dict[str, list[str]] = {
     "uci": ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"],
     "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits", "digits_pairs"],
     "bimodal": ["mnist_mnist", "mnist_svhn", "mnist_label", "fashion_label"],
+    # the default run's tables: small (150, 178, 442 rows), numeric and categorical (diabetes' sex), no download
+    "quickstart": ["iris", "wine", "diabetes"],
 }
 
 
@@ -506,4 +490,5 @@ _embedded("digits", 1797, "Optical digits 8x8 via sklearn.datasets.load_digits: 
                           "dropped, leaving 54: in a test split or among the observed training entries they are "
                           "constant, so neither standardisation nor NRMSE is defined for them.", licence="CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)")
 
-from imputebench.data import multimodal  # noqa: E402, F401  (registers the image sets, which use this registry)
+for _spec in multimodal.SPECS:
+    register(_spec)

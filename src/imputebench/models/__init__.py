@@ -1,1 +1,9 @@
-"""Imputation models: one file per model, all behind the :class:`Imputer` contract."""
+"""Imputation models: one file per model, all behind the :class:`Imputer` contract.
+
+Importing this package imports every built-in model module, and each registers its class with
+:func:`imputebench.models.registry.register_model` as it is defined; so the registry, which every
+model module imports, never imports them back (no import cycle), and any lookup sees them all.
+Adding a model = one file + its name below.
+"""
+
+from imputebench.models import ae, classical, cvae, gain, hivae, misgan, miwae, mvae, vae, vaeac, vsae  # noqa: F401

@@ -1,22 +1,18 @@
-"""Model registry: a dict and a decorator. Adding a model = one file + one import."""
+"""Model registry: a dict and a decorator. Adding a model = one file + one import (in ``models/__init__.py``,
+which imports every model module, so the registry is full whenever it is importable and imports no model).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
 
+from imputebench.errors import UnknownNameError  # raised here; still importable from here for callers
 from imputebench.models.imputer import Imputer
 
 T = TypeVar("T", bound=type[Imputer])
 
 _MODELS: dict[str, type[Imputer]] = {}
-
-
-class UnknownNameError(KeyError):
-    """An unknown model, dataset or mechanism name; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def register_model(name: str) -> Callable[[T], T]:
@@ -30,18 +26,11 @@ def register_model(name: str) -> Callable[[T], T]:
     return decorate
 
 
-def _load_builtin_models() -> None:
-    # Importing the model modules registers them.
-    from imputebench.models import ae, classical, cvae, gain, hivae, misgan, miwae, mvae, vae, vaeac, vsae  # noqa: F401
-
-
 def model_names() -> list[str]:
-    _load_builtin_models()
     return sorted(_MODELS)
 
 
 def get_model(name: str) -> type[Imputer]:
-    _load_builtin_models()
     try:
         return _MODELS[name]
     except KeyError:
