@@ -187,9 +187,9 @@ def run(
         for name in model_list:
             if not is_classical(name):
                 get_model(name)().distribute(distribution)  # adversarial models refuse DDP
-        options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
-                               threads=max(1, int(cpus_per_trial)), distribution=distribution)
         wandb_options = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
+        options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
+                               threads=max(1, int(cpus_per_trial)), distribution=distribution, wandb=wandb_options)
     except (UnknownNameError, ValueError) as err:
         raise _fail(str(err), 2) from None
     try:
