@@ -293,6 +293,12 @@ def test_missing_wandb_package_names_the_install_command(tmp_path, monkeypatch):
         SweepTracker(WandbOptions(mode="offline"), tmp_path / "r.sqlite")
 
 
+def _trial_keys(store: Path, model: str) -> list[str]:
+    with ResultStore(store) as results:
+        frame = results.frame()
+    return list(frame.loc[frame["model"] == model, "config_hash"])
+
+
 def test_run_wandb_offline_logs_each_trial_and_the_leaderboard_without_the_key(tmp_path, monkeypatch, mirror_dir):
     from typer.testing import CliRunner
 
@@ -315,7 +321,9 @@ def test_run_wandb_offline_logs_each_trial_and_the_leaderboard_without_the_key(t
     with ResultStore(store) as results:
         keys = sorted(results.frame()["config_hash"])
     runs = {path.parent.name: path.stem.removeprefix("run-") for path in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")}
-    assert sorted(runs.values()) == sorted([*keys, sweep_id(keys)])  # one run per trial, and the leaderboard's
+    assert sorted(set(runs.values())) == sorted([*keys, sweep_id(keys)])  # one run per trial, and the leaderboard's
+    vae = next(key for key in keys if key in (_trial_keys(store, "vae")))
+    assert list(runs.values()).count(vae) == 2  # the trial's own logger while it trained, then the sweep's outcome
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
     assert leaked == [] and FAKE_KEY not in result.output
 
