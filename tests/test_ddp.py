@@ -167,10 +167,10 @@ def test_ddp_fit_returns_the_best_epoch_and_its_weights(data):
     assert summary["epochs"] == FAST["max_epochs"] == len(history)
     assert [entry["epoch"] for entry in history] == list(range(summary["epochs"]))
     scores = [entry["val_error"] for entry in history]
-    assert summary["best_epoch"] == scores.index(min(scores)) and model.last_fit.best.best_score == min(scores)
+    assert summary["best_epoch"] == scores.index(min(scores)) and model.last_fit.best_score == min(scores)
     assert any(not torch.equal(v, initial[k]) for k, v in model.state_dict().items())  # trained weights came back
     again = validate(model, data, Distribution())["val_error"]
-    assert again == pytest.approx(model.last_fit.best.best_score, abs=1e-6)
+    assert again == pytest.approx(model.last_fit.best_score, abs=1e-6)
 
 
 def test_ddp_fit_of_a_vae_imputes_in_the_main_process(data):
@@ -181,9 +181,9 @@ def test_ddp_fit_of_a_vae_imputes_in_the_main_process(data):
     assert torch.equal(imputed[table.observed], table.x[table.observed])
     assert torch.equal(model.impute(table), imputed)  # seeded imputation, as a single-device model's
     history = model.epoch_history()
-    assert model.training_summary() == {"epochs": len(history), "best_epoch": model.last_fit.best.best_epoch}
+    assert model.training_summary() == {"epochs": len(history), "best_epoch": model.last_fit.best_epoch}
     assert all(set(entry) == {"epoch", "train_loss", "train_rec", "train_kl", "val_error"} for entry in history)
-    assert model.last_fit.best.best_score == min(entry["val_error"] for entry in history)
+    assert model.last_fit.best_score == min(entry["val_error"] for entry in history)
 
 
 def test_run_trains_a_trial_with_ddp_on_two_processes_and_says_so_in_its_row(tmp_path, mirror_dir):

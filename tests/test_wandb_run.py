@@ -357,7 +357,7 @@ def test_a_trial_logs_each_epoch_to_wandb_while_it_trains(tmp_path, monkeypatch)
         log = run.log
         monkeypatch.setattr(run, "log", lambda data, *args, **kwargs: (sent.append(dict(data)), log(data, *args, **kwargs))[1])
         spy, datamodule = WandbSpy(), PreparedDataModule(data)
-        training = trainer_for(model, datamodule, loggers=[logger], callbacks=[spy]).fit(model, datamodule)
+        record = trainer_for(model, datamodule, loggers=[logger], callbacks=[spy]).fit(model, datamodule)
         run.finish()
     finally:
         import wandb
@@ -366,4 +366,4 @@ def test_a_trial_logs_each_epoch_to_wandb_while_it_trains(tmp_path, monkeypatch)
     assert spy.seen == [[], [0], [0, 1]]
     history = logged_runs(tmp_path)[trial.key].history
     trained, validated = ({h["epoch"] for h in history if name in h} for name in ("train_loss", "val_error"))
-    assert sorted(trained) == sorted(validated) == [0, 1, 2] == [entry["epoch"] for entry in training.epochs]
+    assert sorted(trained) == sorted(validated) == [0, 1, 2] == [entry["epoch"] for entry in record.epochs]

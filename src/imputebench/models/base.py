@@ -14,7 +14,7 @@ epoch's selection, early stopping and the divergence check are callbacks
 or by the user::
 
     dm = TabularDataModule("yeast", mechanism="mcar", ratio=0.5, data_dir=...)
-    model = build_model("vaeac")
+    model = get_model("vaeac")(seed=0)
     L.Trainer(max_epochs=20, callbacks=selection_callbacks(model)).fit(model, datamodule=dm)
     imputed = model.impute(dm)  # the test split, or trainer.predict(model, datamodule=dm)
 
@@ -41,11 +41,10 @@ from imputebench.data.table import Table, ValidationSplit
 from imputebench.errors import DivergedError
 from imputebench.models.distributed import Distribution, rank_seed
 from imputebench.models.imputer import Imputer
-from imputebench.models.training import Training, trainer_for
+from imputebench.models.training import FitRecord, trainer_for
 from imputebench.nn.layout import SchemaLayout
 from imputebench.schema import FeatureSchema
 from imputebench.selection import SelectionError
-
 
 FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 
@@ -109,8 +108,9 @@ class ImputerModule(L.LightningModule, Imputer):
         Imputer.__init__(self, seed)
         self.cfg = make_config(self.Config, config)
         self.schema: FeatureSchema | None = None
-        #: the trainer, callbacks and history of the last :meth:`fit` (None after a user's own ``trainer.fit``)
-        self.last_fit: Training | None = None
+        #: the epoch history and best epoch of the last :meth:`fit` (a user's own ``trainer.fit`` reads
+        #: them from its callbacks and loggers)
+        self.last_fit: FitRecord | None = None
         self.distribution = Distribution()
         # One optimiser and one backward per step: stepping it ourselves (through Lightning's
         # optimiser wrapper, so precision and strategy plugins still apply) skips the closure
@@ -142,7 +142,7 @@ class ImputerModule(L.LightningModule, Imputer):
         return self.last_fit.summary() if self.last_fit is not None else {}
 
     def epoch_history(self) -> list[dict[str, float]]:
-        return self.last_fit.epochs if self.last_fit is not None else []
+        return [dict(epoch) for epoch in self.last_fit.epochs] if self.last_fit is not None else []
 
     def build_networks(self, schema: FeatureSchema) -> ImputerModule:
         """Seed, then create the schema views and the networks: the untrained model a fit starts from."""
@@ -186,7 +186,7 @@ class ImputerModule(L.LightningModule, Imputer):
     def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
         """Train from scratch on ``train`` (``val`` for model selection): the runner's trainer
         (:func:`~imputebench.models.training.trainer_for`) fitted on a DataModule of these tables."""
-        self.schema = None  # a refit starts afresh
+        self.schema, self.last_fit = None, None  # a refit starts afresh
         datamodule = TableDataModule(train, val, train_complete=train)  # ``train`` whatever the model's kind
         self.last_fit = trainer_for(self, datamodule).fit(self, datamodule)
         return self

@@ -81,28 +81,35 @@ def selection_callbacks(model: L.LightningModule, validated: bool = True, patien
     return callbacks
 
 
+@dataclass(frozen=True)
+class FitRecord:
+    """What a fit leaves beside the weights: one row per trained epoch (``train_<part>`` means and
+    the validation score) and the epoch whose weights were kept, with its score."""
+
+    epochs: list[dict[str, float]]
+    best_epoch: int
+    best_score: float
+
+    def summary(self) -> dict[str, float]:
+        """Epochs trained and the epoch whose weights were kept (both counted from 0)."""
+        return {"epochs": len(self.epochs), "best_epoch": self.best_epoch}
+
+
 @dataclass
 class Training:
-    """A trainer built by :func:`trainer_for` and the callbacks and logger it reads its record from."""
+    """A trainer built by :func:`trainer_for` and the callback and logger its record comes from."""
 
     trainer: L.Trainer
     history: EpochHistory
     best: BestWeights
 
-    def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule) -> Training:
+    def fit(self, model: L.LightningModule, datamodule: L.LightningDataModule) -> FitRecord:
+        """``trainer.fit(model, datamodule=datamodule)``, quietly; the fit's record. The model is
+        left in eval mode with its best epoch's weights."""
         with quiet_lightning():
             self.trainer.fit(model, datamodule=datamodule)
         model.eval()
-        return self
-
-    @property
-    def epochs(self) -> list[dict[str, float]]:
-        """One row per trained epoch: ``train_<part>`` means and the validation score."""
-        return self.history.rows
-
-    def summary(self) -> dict[str, float]:
-        """Epochs trained and the epoch whose weights were kept (both counted from 0)."""
-        return {"epochs": len(self.history.rows), "best_epoch": self.best.best_epoch}
+        return FitRecord(self.history.rows, self.best.best_epoch, self.best.best_score)
 
 
 def trainer_for(

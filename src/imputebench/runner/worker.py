@@ -275,11 +275,11 @@ def _fit(model: object, data: PreparedData, distribution: Distribution, trial: T
     datamodule = PreparedDataModule(data)
     logger = _wandb_logger(trial, model, wandb)
     try:
-        training = trainer_for(model, datamodule, loggers=[logger] if logger is not None else []).fit(model, datamodule)
+        record = trainer_for(model, datamodule, loggers=[logger] if logger is not None else []).fit(model, datamodule)
     finally:
         if logger is not None:
             logger.experiment.finish()  # the driver adds the outcome to the run when the trial is stored
-    return training.summary(), training.epochs
+    return record.summary(), record.epochs
 
 
 def _wandb_logger(trial: Trial, model: ImputerModule, wandb: WandbOptions | None):
