@@ -1,10 +1,11 @@
 """What each model is, readable without importing any model (so without torch or Lightning).
 
 ``imputebench models`` lists these cards and the leaderboard marks with † the models trained on
-complete data; both answer at once because neither loads the model classes. The classes keep
-their own ``paper``, ``trained_on_complete_data`` and docstring, and a test checks every
-registered class against its card (summary = the docstring's first line), so adding a model
-means one card here besides its file and import, and a card that drifts from its class fails CI.
+complete data; both answer at once because neither loads the model classes. A card is the one
+place a model's ``paper`` and ``trained_on_complete_data`` are written: registering the class
+gives it them (:func:`~imputebench.models.registry.register_model`, which refuses a model without
+a card), and a test checks each card's summary against its class's docstring, so adding a model
+means one card here besides its file and import.
 """
 
 from __future__ import annotations

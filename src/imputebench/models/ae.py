@@ -40,7 +40,6 @@ class AE(ImputerModule):
     """Autoencoder on zero-filled data without the mask; loss on observed entries."""
 
     Config = AEConfig
-    paper = "Gong et al. 2021, VSAE baseline (papers/000 Table 1)"
     stochastic = False
 
     def build(self, schema: FeatureSchema) -> None:

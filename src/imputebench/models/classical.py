@@ -89,7 +89,6 @@ def _round_codes(values: np.ndarray, schema: FeatureSchema) -> np.ndarray:
 class MeanModeImputer(Imputer):
     """Mean (numeric) / mode (categorical; ties -> lowest code) of the observed training entries."""
 
-    paper = "classical baseline (papers/000, papers/002 tables)"
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
@@ -177,7 +176,6 @@ class MiceImputer(Imputer):
     features as predictors); ``tests/test_classical.py`` checks their imputations agree.
     """
 
-    paper = "van Buuren & Groothuis-Oudshoorn 2011 (JSS)"
     not_on_images = "chained equations fit one regression per pixel (1,568 for MNIST+MNIST) per round: not run on images"
 
     def __init__(
@@ -352,7 +350,6 @@ class MissForestImputer(Imputer):
     ``impute`` reruns MissForest (cost grows with the training size).
     """
 
-    paper = "Stekhoven & Bühlmann 2012 (Bioinformatics)"
     not_on_images = "a random forest per pixel (1,568 for MNIST+MNIST) per iteration: not run on images"
 
     def __init__(self, seed: int = 0, max_iter: int = 10, n_estimators: int = 100, n_jobs: int | None = -1) -> None:

@@ -32,7 +32,6 @@ from imputebench.schema import FeatureSchema
 class CVAEMask(VAE):
     """VAE whose encoder and decoder are both conditioned on the missingness mask."""
 
-    paper = "Sohn et al. 2015; VSAE baseline 'CVAE w/ mask' (papers/000 Table 1)"
 
     def condition_dim(self, schema: FeatureSchema) -> int:
         return self.layout.n_modalities
@@ -54,8 +53,6 @@ class CVAEData(ImputerModule):
     """CVAE with a prior network on the observed part; trained on complete data."""
 
     Config = CVAEDataConfig
-    paper = "Sohn et al. 2015; VSAE baseline 'CVAE w/ data' (papers/000 Table 1)"
-    trained_on_complete_data = True
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg

@@ -141,7 +141,6 @@ class GAIN(ImputerModule):
     """Generator and discriminator with the hint mechanism; data in [0, 1]."""
 
     Config = GAINConfig
-    paper = "Yoon, Jordon & van der Schaar 2018, GAIN (ICML)"
     uses_family_presets = False  # the authors' own learning rate, batch and iterations
 
     def build(self, schema: FeatureSchema) -> None:
@@ -284,4 +283,3 @@ class GAINVAEAC(GAIN):
     """GAIN as the VAEAC paper's tables report it (appendix A.4)."""
 
     Config = GAINVAEACConfig
-    paper = "Ivanov, Figurnov & Vetrov 2019, VAEAC (ICLR) appendix A.4: GAIN with one-hot categories"

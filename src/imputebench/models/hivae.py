@@ -70,7 +70,6 @@ class HIVAE(ImputerModule):
     """Heterogeneous-incomplete VAE: Gaussian-mixture prior, per-type likelihoods, ELBO on observed entries."""
 
     Config = HIVAEConfig
-    paper = "Nazabal et al. 2020, HI-VAE (Pattern Recognition)"
     uses_family_presets = False  # the authors' own learning rate and epochs, not the VSAE paper's
     stochastic = False
 

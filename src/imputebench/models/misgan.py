@@ -138,7 +138,6 @@ class MisGAN(ImputerModule):
     """Mask and data generators, an imputer, and a WGAN-GP critic for each; data in [0, 1]."""
 
     Config = MisGANConfig
-    paper = "Li, Jiang & Marlin 2019, MisGAN (ICLR)"
     uses_family_presets = False  # the authors' own learning rates, Adam betas and epochs
     generates_masks = True
 

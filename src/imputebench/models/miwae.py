@@ -61,7 +61,6 @@ class MIWAE(ImputerModule):
     """Importance-weighted autoencoder on the observed entries; SNIS single and SIR multiple imputation."""
 
     Config = MIWAEConfig
-    paper = "Mattei & Frellsen 2019, MIWAE (ICML)"
     uses_family_presets = False  # the authors' own learning rate and epochs, not the VSAE paper's
 
     def build(self, schema: FeatureSchema) -> None:

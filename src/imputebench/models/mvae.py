@@ -141,7 +141,6 @@ class MVAE(ImputerModule):
     """Product-of-experts VAE trained on the sub-sampled ELBO of eq. (5); MVAE-Q behind ``quotient``."""
 
     Config = MVAEConfig
-    paper = "Wu & Goodman 2018, MVAE (papers/004); VSAE baseline (papers/000 Table 1)"
 
     def build(self, schema: FeatureSchema) -> None:
         cfg, n_mod = self.cfg, self.layout.n_modalities

@@ -24,7 +24,6 @@ class VAE(ImputerModule):
     """Variational autoencoder on zero-filled data without the mask; ELBO on observed entries."""
 
     Config = AEConfig
-    paper = "Kingma & Welling 2014; VSAE baseline (papers/000 Table 1)"
 
     def build(self, schema: FeatureSchema) -> None:
         cfg = self.cfg

@@ -175,7 +175,6 @@ class VAEAC(ImputerModule):
     """Variational autoencoder with arbitrary conditioning: prior, proposal and skip-connected generative networks."""
 
     Config = VAEACConfig
-    paper = "Ivanov, Figurnov & Vetrov 2019, VAEAC (papers/002)"
     uses_family_presets = False  # the authors' own learning rate and epochs, not the VSAE paper's
     monitor = "val_iwae"  # the epoch with the best validation IWAE is kept (the authors' impute.py)
 

@@ -68,7 +68,6 @@ class VSAE(ImputerModule):
     """Variational selective autoencoder: selective unimodal/multimodal proposals and a mask decoder."""
 
     Config = VSAEConfig
-    paper = "Gong et al., Variational Selective Autoencoder (papers/000, papers/001)"
     generates_masks = True
 
     def build(self, schema: FeatureSchema) -> None:
