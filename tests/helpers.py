@@ -1,4 +1,5 @@
-"""Small synthetic datasets for tests that need no files."""
+"""Small synthetic datasets and shared steps of the tests; ``benchmarks/quality.py`` imports them too,
+so that it trains and scores models exactly as the tests do."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
+from imputebench.data.table import MaskedTable
+from imputebench.evaluate import score
 from imputebench.models.imputer import Imputer
 from imputebench.models.registry import get_model
 from imputebench.runner.presets import config_resolver
@@ -42,6 +45,20 @@ class Constant(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs.new_full((inputs.shape[0], self.width), self.value)
+
+
+def training_table(model: Imputer, data: PreparedData) -> MaskedTable:
+    """What the runner gives a model to train on: the complete training rows to a model trained on
+    complete data (``cvae_data``), the incomplete ones to every other."""
+    return data.train_complete if model.trained_on_complete_data else data.train
+
+
+def fit_and_score(model: Imputer, data: PreparedData) -> tuple[dict[str, float], dict[str, float]]:
+    """Fit ``model`` as the runner does, then the test-split scores (:func:`~imputebench.evaluate.score`)
+    of its imputations and of mean imputation fitted on the same training split."""
+    model.fit(training_table(model, data), data.validation)
+    mean = get_model("mean")(seed=0).fit(data.train, data.validation)
+    return score(data, model.impute(data.test)), score(data, mean.impute(data.test))
 
 
 @functools.cache
