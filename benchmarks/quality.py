@@ -1,7 +1,8 @@
 """Model quality at full schedules: each check against its threshold, written to ``results/quality.md``.
 
-These were the test suite's slow checks (46 min on two cores). Every check runs at MCAR 0.5,
-protocol vsae, seed 0, except ``classical-e2e``, which runs a sweep of its own:
+These were the test suite's slow checks (46 min on two cores); the suite keeps a short smoke of them,
+``tests/test_quality_smoke.py``. Every check runs at MCAR 0.5, protocol vsae, seed 0, except
+``classical-e2e``, which runs a sweep of its own:
 
 * ``synthetic``: every model but the mean beats mean imputation on the correlated synthetic table of
   the tests (``helpers.correlated_dataset(1000, 0)``): its NRMSE and its PFC each below
