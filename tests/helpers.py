@@ -4,9 +4,6 @@ train and score models exactly as the tests do."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -14,7 +11,6 @@ from torch import nn
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
-from imputebench.data.sources import load_dataset
 from imputebench.data.table import MaskedTable
 from imputebench.evaluate import score
 from imputebench.models.imputer import Imputer
@@ -33,7 +29,7 @@ def correlated_dataset(n: int = 400, seed: int = 0, name: str = "toy") -> Datase
     return Dataset(name, np.column_stack([real, category]), schema)
 
 
-#: the adversarial models, trained on their authors' whole schedules in the slow checks
+#: the adversarial models, trained on their authors' whole schedules in benchmarks/quality.py
 ADVERSARIAL = ("gain", "gain_vaeac", "misgan")
 
 
@@ -60,16 +56,6 @@ def fit_and_score(model: Imputer, data: PreparedData) -> tuple[dict[str, float],
     model.fit(training_table(model, data), data.validation)
     mean = get_model("mean")(seed=0).fit(data.train, data.validation)
     return score(data, model.impute(data.test)), score(data, mean.impute(data.test))
-
-
-@functools.cache
-def sweep_fit(name: str, dataset: str, mirror_dir: Path) -> tuple[Imputer, PreparedData]:
-    """``name`` trained on ``dataset`` as a sweep trains it (the runner's configuration, vsae protocol,
-    MCAR 0.5, seed 0), with its prepared data. Cached: the slow checks that need the same full
-    training run (a GAN's, minutes each) share one fit."""
-    data = prepare(load_dataset(dataset, mirror_dir), get_protocol("vsae"), "mcar", 0.5, 0)
-    config = config_resolver({dataset: data.dataset.schema})(name, dataset)
-    return get_model(name)(seed=0, **config).fit(data.train, data.validation), data
 
 
 #: The quality smoke (tests/test_quality_smoke.py): each deep model trains SMOKE_EPOCHS epochs (its family
