@@ -29,12 +29,12 @@ Classical baselines keep their own defaults. A GAN's fit on Yeast serves both it
 rows stay FAIL rows with their figures, and the report says whether each is still below par.
 
 Each fit runs in a fresh process on one torch thread (BLAS threads too), so its figures do not
-depend on ``--jobs`` or on the order of the fits; ``--jobs N`` runs N at a time, longest first.
-Every finished fit is appended to a journal beside ``--out`` (``.jsonl``); ``--resume`` keeps the
-journal's fits made at the same commit (of a checkout without uncommitted changes) and runs the
-rest. Exit status: 0 when every check came out
-as recorded (passes, and known-below-par models still below par), 1 otherwise (update
-``BELOW_PAR`` when a model climbs above par), 2 on bad input, before anything runs.
+depend on ``--jobs`` or on the order of the fits; ``--jobs N`` runs N at a time, longest first. A fit
+that raises (a diverged GAN, a missing file) is an ERROR row; the other fits go on. Every finished
+fit is appended to a journal beside ``--out`` (``.jsonl``); ``--resume`` keeps the journal's fits
+made at the same commit (of a checkout without uncommitted changes) and runs the rest. Exit status:
+0 when every check came out as recorded (passes, and known-below-par models still below par), 1
+otherwise (update ``BELOW_PAR`` when a model climbs above par), 2 on bad input, before anything runs.
 
     python benchmarks/quality.py --jobs 2 --data-dir ../shared/datasets
     python benchmarks/quality.py --only vae,gain --checks synthetic,yeast --out /tmp/quality.md
@@ -151,9 +151,10 @@ def prepared(dataset: str, data_dir: Path) -> PreparedData:
 
 
 def row(check: str, model: str, dataset: str, figures: str, threshold: str, passed: bool, seconds: float,
-        values: dict[str, float]) -> dict:
+        values: dict[str, float], error: bool = False) -> dict:
+    """One check's outcome; ``error``: it could not be computed (``figures`` says why)."""
     return dict(check=check, model=model, dataset=dataset, figures=figures, threshold=threshold, passed=passed,
-                seconds=round(seconds, 1), values=values)
+                seconds=round(seconds, 1), values=values, error=error)
 
 
 def beats_mean(check: str, name: str, got: dict, mean: dict, seconds: float) -> dict:
@@ -221,7 +222,7 @@ def e2e_rows(job: Job, data_dir: Path) -> list[dict]:
         if done.returncode != 0:
             tail = " ".join((done.stdout + done.stderr).split())[-300:]
             return [row("classical-e2e", ",".join(models), ",".join(tables), f"imputebench run exited "
-                        f"{done.returncode}: {tail}", "exit 0", False, seconds, {})]
+                        f"{done.returncode}: {tail}", "exit 0", False, seconds, {}, error=True)]
         with ResultStore(store) as results:
             frame = results.frame()
     expected = len(models) * len(tables) * len(E2E_MECHANISMS)
@@ -247,7 +248,7 @@ def e2e_rows(job: Job, data_dir: Path) -> list[dict]:
 
 def run_job(job: Job, data_dir: Path) -> dict:
     """A job's journal entry: its rows and wall time. An exception (a diverged fit, a missing file) is
-    a FAIL row for each of its checks; the other jobs go on."""
+    an ERROR row for each of its checks; the other jobs go on."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     try:
@@ -255,19 +256,23 @@ def run_job(job: Job, data_dir: Path) -> dict:
     except Exception as err:  # noqa: BLE001 - reported in the rows
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
         rows = [row(check, ",".join(job.models), job.dataset, reason, "no error", False,
-                    time.perf_counter() - start, {}) for check in job.checks]
+                    time.perf_counter() - start, {}, error=True) for check in job.checks]
     return {"job": job.key, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def outcome(r: dict) -> str:
+    """PASS or FAIL, and whether BELOW_PAR expected it to fail; ERROR where the check could not run."""
     known = (r["check"], r["model"]) in BELOW_PAR
+    if r["error"]:
+        return "ERROR"
     if r["passed"]:
         return "PASS (was below par)" if known else "PASS"
     return "FAIL (known below par)" if known else "FAIL"
 
 
 def as_expected(r: dict) -> bool:
-    return r["passed"] != ((r["check"], r["model"]) in BELOW_PAR)
+    """Passed, or failed as BELOW_PAR records; an error never is."""
+    return not r["error"] and r["passed"] != ((r["check"], r["model"]) in BELOW_PAR)
 
 
 def environment() -> list[str]:
@@ -282,7 +287,8 @@ def environment() -> list[str]:
 def report(command: list[str], entries: list[dict], rows: list[dict], run: dict, subset: str | None) -> str:
     """The Markdown report: provenance, one row per check, and the known-below-par models' status.
     ``entries`` are the jobs' journal entries; ``run``: this invocation's ``jobs``, ``wall`` and ``kept``."""
-    failed = [r for r in rows if not r["passed"]]
+    failed = [r for r in rows if not r["passed"] and not r["error"]]
+    errors = [r for r in rows if r["error"]]
     unexpected = [r for r in rows if not as_expected(r)]
     kept = f", {run['kept']} job(s) kept from an earlier run at this commit (--resume)" if run["kept"] else ""
     wall = (f"- wall time: {run['wall'] / 60:.1f} min, {run['jobs']} job(s) at a time in their own processes{kept}; "
@@ -293,11 +299,12 @@ def report(command: list[str], entries: list[dict], rows: list[dict], run: dict,
              f"- command: `{shlex.join(command)}`", *environment(), wall]
     if subset:
         lines.append(f"- subset: {subset}; not the full set of checks")
-    lines += [f"- result: {len(rows)} checks, {len(rows) - len(failed)} pass, {len(failed)} fail; "
-              f"{len(unexpected)} not as recorded in BELOW_PAR", "",
+    lines += [f"- result: {len(rows)} checks, {len(rows) - len(failed) - len(errors)} pass, {len(failed)} fail, "
+              f"{len(errors)} could not run; {len(unexpected)} not as recorded in BELOW_PAR", "",
               "| check | model | dataset | figures | threshold | result | wall s |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['check']} | {r['model']} | {r['dataset']} | {r['figures']} | {r['threshold']} | "
-              f"{outcome(r)} | {r['seconds']:.1f} |" for r in rows]
+    cells = ("check", "model", "dataset", "figures", "threshold")
+    for r in rows:  # a "|" in an error message would end its cell
+        lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cells) + f" | {outcome(r)} | {r['seconds']:.1f} |")
     ran = {(r["check"], r["model"]): r["passed"] for r in rows}
     known = [(key, note) for key, note in BELOW_PAR.items() if key in ran]
     if known:
