@@ -8,11 +8,11 @@ several players (GAIN, MisGAN: each network minimises its own part of ``loss``
 with its own Adam), the checks of gradients and optimiser steps hold per player;
 a likelihood model is the case of one player, ``loss``, owning every parameter.
 
-The fast tests use a 200-row synthetic table (128 training rows) and two
-epochs; the slow ones (``pytest -m slow``) check that every model beats
-mean imputation on synthetic data and on Yeast (MCAR 0.5, protocol vsae,
-seed 0). torch runs on one thread here: these networks are too small to gain
-from more, and results are then reproducible bit for bit on one machine.
+The tests use a 200-row synthetic table (128 training rows) and two epochs.
+Whether each model beats mean imputation is checked by ``tests/test_quality_smoke.py``
+(every deep model, a short schedule) and ``benchmarks/quality.py`` (every model, full
+schedules, synthetic data and Yeast). torch runs on one thread here: these networks are
+too small to gain from more, and results are then reproducible bit for bit on one machine.
 """
 
 from __future__ import annotations
@@ -26,18 +26,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ADVERSARIAL, correlated_dataset, sweep_fit
+from helpers import ADVERSARIAL, correlated_dataset, training_table
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
-from imputebench.data.sources import load_dataset
 from imputebench.data.table import MaskedTable, ValidationSplit
-from imputebench.evaluate import score
 from imputebench.models.base import DivergedError, ImputerModule
 from imputebench.models.imputer import Imputer
 from imputebench.models.registry import get_model, model_names
 from imputebench.runner.worker import DataCache, run_trial
-from imputebench.runner.presets import config_resolver
 from imputebench.runner.trials import Trial
 from imputebench.schema import Feature, FeatureSchema
 
@@ -57,11 +54,6 @@ def fast_config(name: str, **overrides: object) -> dict:
     if "warmup_epochs" in cls.config_fields():  # reach VSAE's second stage (generated x_u) in epoch 2
         config["warmup_epochs"] = 1
     return {**config, **overrides}
-
-
-def training_table(model: Imputer, data: PreparedData) -> MaskedTable:
-    """What the runner gives a model to train on."""
-    return data.train_complete if model.trained_on_complete_data else data.train
 
 
 def fit(name: str, data: PreparedData, seed: int = 0, **overrides: object) -> Imputer:
@@ -459,93 +451,3 @@ def test_a_nan_loss_raises_diverged_error_from_fit(name, data, monkeypatch):
     model = cls(seed=0, **fast_config(name, max_epochs=3))
     with pytest.raises(DivergedError, match="non-finite"):
         model.fit(training_table(model, data), data.validation)
-
-
-# --- slow: every model beats mean imputation ----------------------------------------------------------
-
-#: Deep models train with their family preset (configs/training.yaml: lr 1e-3 for numeric and
-#: mixed tables) and their own defaults, except this shorter budget (presets: 1000 / 100).
-QUALITY_BUDGET = dict(max_epochs=200, patience=40)
-#: ...but the adversarial ones (helpers.ADVERSARIAL) train their authors' whole schedule (GAIN's 10,000
-#: iterations, MisGAN's 1000 epochs), as a sweep does: a two-player game cut at 200 epochs with patience 40
-#: is unfinished (with that budget all three missed the synthetic margin, CI at commit 9f3cdfd).
-#: On the synthetic table (a one-factor model with 0.3 noise) MICE halves the mean's NRMSE;
-#: a model must come at least 10% below the mean's NRMSE and PFC there.
-SYNTHETIC_MARGIN = 0.9
-
-#: Measured at MCAR 0.5, protocol vsae, seed 0, one torch thread, QUALITY_BUDGET (commit 49c0c9e, fused
-#: Adam): mean imputation has NRMSE 1.0020 on Yeast's test split. MIWAE now passes by a hair (1.0001).
-YEAST_BELOW_PAR = {
-    "hivae": "NRMSE 1.0033 vs mean 1.0020 (its own defaults: 200 epochs, lr 1e-3, batch 100; under the vaeac "
-             "protocol, seeds 0-2, results/vaeac-deep2-mcar50.md has it below the mean)",
-    "ae": "NRMSE 1.0138 vs mean 1.0020 (stopped at epoch 101, best epoch 60)",
-    "vsae": "NRMSE 1.0021 vs mean 1.0020 (stopped at epoch 48, best epoch 7); imputations are nearly constant "
-            "(std 0.007-0.011 over hidden test entries per feature), i.e. VSAE collapses to mean imputation on Yeast",
-    "missforest": "NRMSE 1.1834 vs mean 1.0020 (defaults: 100 trees, max_iter 10; under the vaeac protocol, "
-                  "seeds 0-2, results/vaeac-classical-mcar50.md has 1.068 vs 0.928)",
-    # The GANs, whole schedules (commit 9f3cdfd, the issue-5 sweep's seed-0 trials); they are above the mean
-    # on seeds 1 and 2 too, as the VSAE paper's Table 6 has GAIN and MisGAN behind MissForest on Yeast.
-    "gain": "NRMSE 1.0266 vs mean 1.0020 (10,000 iterations as 1250 epochs, best epoch 626)",
-    "gain_vaeac": "NRMSE 1.0089 vs mean 1.0020 (1250 epochs, best epoch 223)",
-    "misgan": "NRMSE 1.0288 vs mean 1.0020 (1000 epochs, best epoch 885)",
-}
-
-
-def quality_config(name: str, dataset: str, schema: FeatureSchema) -> dict:
-    if name in ADVERSARIAL:
-        return config_resolver({dataset: schema})(name, dataset)
-    if issubclass(get_model(name), ImputerModule):
-        return config_resolver({dataset: schema}, **QUALITY_BUDGET)(name, dataset)
-    return {}  # the classical baselines' own defaults
-
-
-def quality_scores(name: str, dataset: str, data: PreparedData, fitted: Imputer | None = None) -> tuple[dict, dict]:
-    """Test-split scores of ``name`` (trained here unless ``fitted``) and of mean imputation."""
-    model = fitted
-    if model is None:
-        model = get_model(name)(seed=0, **quality_config(name, dataset, data.dataset.schema))
-        model.fit(training_table(model, data), data.validation)
-    mean = get_model("mean")(seed=0).fit(data.train, data.validation)
-    return score(data, model.impute(data.test)), score(data, mean.impute(data.test))
-
-
-@pytest.fixture(scope="module")
-def synthetic() -> PreparedData:
-    return prepare(correlated_dataset(1000, 0), get_protocol("vsae"), "mcar", 0.5, 0)
-
-
-@pytest.fixture(scope="module")
-def yeast(mirror_dir) -> PreparedData:
-    return prepare(load_dataset("yeast", mirror_dir), get_protocol("vsae"), "mcar", 0.5, 0)
-
-
-#: Measured with the whole schedule, two torch threads, commit d4edcf0 (no tuning tried).
-SYNTHETIC_BELOW_PAR = {
-    "misgan": "NRMSE 0.935 vs mean 0.986 (5% below it, not 10%) and PFC 0.702 vs the mode's 0.536 after the authors' "
-              "1000 epochs, one generator step per five batches (on glass, as small, the sweep's best epochs were 998-999)",
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SYNTHETIC_BELOW_PAR[n])) if n in SYNTHETIC_BELOW_PAR else n
-    for n in MODELS if n != "mean"
-])
-def test_beats_mean_imputation_on_correlated_synthetic_data(name, synthetic):
-    got, mean = quality_scores(name, "synthetic", synthetic)
-    assert got["nrmse"] < SYNTHETIC_MARGIN * mean["nrmse"], (got, mean)
-    assert got["pfc"] < SYNTHETIC_MARGIN * mean["pfc"], (got, mean)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=YEAST_BELOW_PAR[n])) if n in YEAST_BELOW_PAR else n
-    for n in MODELS if n != "mean"
-])
-def test_beats_mean_imputation_on_yeast(name, yeast, mirror_dir):
-    fitted = None
-    if name in ADVERSARIAL:  # the full run tests/test_gan_training.py checks too: one fit for both
-        fitted, data = sweep_fit(name, "yeast", mirror_dir)
-        assert data.mask_hash == yeast.mask_hash  # the same split and masks
-    got, mean = quality_scores(name, "yeast", yeast, fitted)
-    assert got["nrmse"] < mean["nrmse"], (got, mean)

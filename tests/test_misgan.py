@@ -6,7 +6,7 @@ known gradient; every player's loss on a hand-made batch with networks of known 
 generators, counted across epochs; the mask generator's range; the imputer keeping
 observed entries; the [0, 1] scaling; the players' Adam settings; configuration errors.
 Registry-wide checks live in ``tests/test_contracts.py``; full training runs in
-``tests/test_gan_training.py``.
+``benchmarks/quality.py`` (its ``gan-varies`` and beat-the-mean checks).
 """
 
 from __future__ import annotations
