@@ -10,6 +10,7 @@ scores are summed over them. Each spawn costs a few seconds, so they are few and
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -29,6 +30,16 @@ CPU = torch.device("cpu")
 #: so rank 0 scores chunks 0 and 2, rank 1 chunk 1 and a padding chunk
 FAST = dict(max_epochs=3, patience=10, batch_size=32, n_imputations=2)
 CHUNKED = {"ae": dict(eval_rows=11), "vaeac": dict(eval_rows=22, width=32, depth=2, latent_dim=8)}
+
+
+@pytest.fixture(autouse=True)
+def fresh_port():
+    """Lightning leaves the first DDP run's ``MASTER_PORT`` in ``os.environ`` for every later run of the
+    process, and something else (another test, another xdist worker) may take that port in between:
+    each test's spawn finds a port free at that moment instead."""
+    os.environ.pop("MASTER_PORT", None)
+    yield
+    os.environ.pop("MASTER_PORT", None)
 
 
 @pytest.fixture(scope="module")

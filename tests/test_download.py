@@ -174,12 +174,11 @@ def test_mirror_only_file_needs_a_mirror(tmp_path):
 
 
 def test_unreachable_host_names_the_url(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    mirror = f"http://127.0.0.1:{port}"
-    with pytest.raises(DownloadError, match=f"{mirror}/zoo/zoo.data"):
-        fetch("zoo", tmp_path, mirror=mirror)
+    with socket.socket() as probe:  # bound, never listening: the port refuses connections, and stays ours
+        probe.bind(("127.0.0.1", 0))  # while the fetch runs (a closed port could be taken by another test)
+        mirror = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        with pytest.raises(DownloadError, match=f"{mirror}/zoo/zoo.data"):
+            fetch("zoo", tmp_path, mirror=mirror)
     assert list((tmp_path / "zoo").iterdir()) == []
 
 

@@ -8,6 +8,9 @@ from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.trials import Trial
 
 WRITERS, ROWS_EACH = 4, 50
+#: seconds a writer may wait for the others to start, and the test for the writers to end: seconds
+#: on a loaded 2-core machine, so only a hung writer reaches it
+LIMIT_S = 600
 
 
 def write_rows(path: str, writer: int, start) -> None:
@@ -21,13 +24,22 @@ def write_rows(path: str, writer: int, start) -> None:
 
 def test_concurrent_writers_lose_no_row(tmp_path):
     path = str(tmp_path / "shared.sqlite")
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(WRITERS)
+    # writers forked from one server that imported the store (and torch) once: 3 s, not 17 s of 4 imports;
+    # each still opens its own connection after the fork
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["imputebench.runner.store"])
+    start = ctx.Barrier(WRITERS, timeout=LIMIT_S)  # should a writer die before it, the others give up
     writers = [ctx.Process(target=write_rows, args=(path, w, start)) for w in range(WRITERS)]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(timeout=120)
+    try:
+        for process in writers:
+            process.start()
+        for process in writers:
+            process.join(timeout=LIMIT_S)
+    finally:
+        for process in writers:
+            if process.is_alive():
+                process.kill()
+                process.join()
     assert [p.exitcode for p in writers] == [0] * WRITERS
     with ResultStore(path) as store:
         frame = store.frame()
