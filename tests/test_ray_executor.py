@@ -8,7 +8,8 @@ and the test that kills a worker comes last.
 Nothing here depends on how fast the machine is: trials said to run "at once" meet at a rendezvous
 (each waits until all have started, with a generous limit) instead of comparing clocks, and the
 driver's kill is proven by the row's status (the hung trial would otherwise sleep for a minute).
-The module holds one Ray cluster, so under pytest-xdist its tests stay together in one worker."""
+The module holds one Ray cluster: under pytest-xdist its tests stay in one worker (--dist loadfile, or
+loadgroup by its mark)."""
 
 from __future__ import annotations
 
