@@ -58,6 +58,7 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
 from imputebench.runner.presets import dataset_family, family_presets
+from imputebench.runner.provenance import git_commit
 
 TARGET = 1.15
 SEED = 0
@@ -142,6 +143,7 @@ def environment(argv: list[str]) -> list[str]:
                 if line.startswith("model name")), platform.processor() or "unknown")
     return [
         f"- command: `{shlex.join(['python', *argv])}`",
+        f"- commit: {git_commit()}; started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- torch {torch.__version__}, lightning {lightning.__version__}, python {platform.python_version()}",
         f"- CPU: {cpu}; torch threads: {torch.get_num_threads()}",
     ]
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")  # fit(train, None) by design
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 overheads.append(overhead)
                 print(line, flush=True)
     lines += ["", f"Median Lightning overhead over the {len(overheads)} rows: "
-              f"{statistics.median(overheads):,.0f} µs per step (CPU time)."]
+              f"{statistics.median(overheads):,.0f} µs per step (CPU time). "
+              f"Wall time of the whole run: {(time.perf_counter() - started) / 60:.1f} min."]
     print("\n".join(lines[-2:]))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
