@@ -53,6 +53,7 @@ from pathlib import Path
 import lightning
 import torch
 
+from imputebench.data.datamodule import TableDataModule
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
@@ -106,8 +107,7 @@ def lightning_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
 def bare_run(cls, config: dict, train, epochs: int) -> dict[str, float]:
     """The same networks, batches, optimisers and training step in a plain loop."""
     model = cls(seed=SEED, **config)
-    model.build_networks(train.schema)
-    model.fit_statistics(train)
+    model.build_for(TableDataModule(train, None, train_complete=train))  # as ``fit`` builds it, without a Trainer
     model.train()
     optimizers = model.configure_optimizers()
     model.optimizers = lambda use_pl_optimizer=True: optimizers  # instance attributes shadow the trainer's

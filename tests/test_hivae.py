@@ -4,15 +4,18 @@ blindness to hidden entries (the registry contract tests cover the rest)."""
 from __future__ import annotations
 
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch import distributions as D
 
+from imputebench.data.datamodule import PreparedDataModule
 from imputebench.data.dataset import Dataset
 from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.models.hivae import HIVAE
+from imputebench.models.training import trainer_for
 from imputebench.nn.hivae_likelihoods import (
     PROB_FLOOR,
     HeterogeneousLikelihood,
@@ -48,7 +51,7 @@ def mixed():
 
 
 def built(schema: FeatureSchema, affine=None, seed: int = 0) -> HIVAE:
-    """A model with its networks built as ``fit`` builds them."""
+    """A model with its networks built for ``schema``, with the statistics ``build_for`` would take (``affine``)."""
     model = HIVAE(seed=seed, **FAST)
     model.raw_affine = affine
     model.build_networks(schema)
@@ -143,6 +146,21 @@ def test_elbo_ignores_hidden_entries(mixed, raw):
         losses.append(loss.detach())
         imputations.append(model.impute_batch(batch.detach(), observed))
     assert torch.equal(losses[0], losses[1]) and torch.equal(imputations[0], imputations[1])
+
+
+@pytest.mark.parametrize("how", ["runner", "user"])
+def test_every_trainer_path_gives_the_raw_likelihoods(mixed, how):
+    """The runner's trainer and a user's own ``L.Trainer`` build the model in ``setup()``, not
+    through ``fit``: the training table's statistics must reach the likelihoods there too."""
+    model = HIVAE(seed=0, **FAST)
+    datamodule = PreparedDataModule(mixed)
+    if how == "runner":
+        trainer_for(model, datamodule).fit(model, datamodule)
+    else:
+        L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                  enable_checkpointing=False).fit(model, datamodule=datamodule)
+    assert model.likelihood.kinds == ("real", "positive", "count", "categorical", "ordinal")
+    assert torch.equal(model.raw_affine[0], mixed.train.feature_mean)
 
 
 def test_fit_with_transform_statistics_uses_raw_likelihoods(mixed):
