@@ -179,8 +179,10 @@ class ImputerModule(L.LightningModule, Imputer):
                 f"trainer.fit(model, datamodule=TabularDataModule('yeast', mechanism='mcar', ratio=0.5)); got {datamodule!r}"
             )
         datamodule.setup("fit")
+        train = datamodule.training_table(self)
+        self.read_table_transform(train)
         self.build_networks(datamodule.schema)
-        self.fit_statistics(datamodule.training_table(self))
+        self.fit_statistics(train)
         return self
 
     def fit(self, train: Table, val: ValidationSplit | None = None) -> ImputerModule:
@@ -190,6 +192,10 @@ class ImputerModule(L.LightningModule, Imputer):
         datamodule = TableDataModule(train, val, train_complete=train)  # ``train`` whatever the model's kind
         self.last_fit = trainer_for(self, datamodule).fit(self, datamodule)
         return self
+
+    def read_table_transform(self, train: Table) -> None:
+        """What a model's networks are built from besides the schema, read from its training table
+        before :meth:`build_networks` (HI-VAE's per-feature ``(m, sd)``); nothing by default."""
 
     def fit_statistics(self, train: Table) -> None:
         """Statistics a model keeps from its training table beside its networks (GAIN's [0, 1]

@@ -21,7 +21,7 @@ released likelihoods).
 
 Positive and count features: the data arrive standardised (``x = (raw - m) / sd``) and
 the model cannot recover the raw values the log-normal and Poisson likelihoods need
-unless it knows ``(m, sd)``. :meth:`HIVAE.build_for` takes them from the training table's
+unless it knows ``(m, sd)``. :meth:`HIVAE.read_table_transform` takes them from the training table's
 ``feature_mean`` / ``feature_std`` ``(d,)``, which ``TableTransform.encode`` fills. A table without
 them (built by hand) makes positive and count features fall back to HI-VAE's real
 (Gaussian) likelihood on the standardised values.
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imputebench.data.datamodule import TableDataModule
+from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, TrainingConfig
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl_between, masked_log_lik, reparameterize
@@ -78,15 +78,11 @@ class HIVAE(ImputerModule):
         #: the transform's per-feature (mean, std) ``(d,)``; None: positive/count use the real likelihood
         self.raw_affine: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def build_for(self, datamodule: TableDataModule | None) -> HIVAE:
-        """Take the training table's ``(m, sd)`` before the networks are built from the schema: in
-        ``setup()``, so that the runner's Trainer, ``fit`` and a user's own ``trainer.fit`` all see them."""
-        if self.schema is None and isinstance(datamodule, TableDataModule):
-            datamodule.setup("fit")
-            train = datamodule.training_table(self)
-            mean, std = train.feature_mean, train.feature_std
-            self.raw_affine = None if mean is None or std is None else (mean, std)
-        return super().build_for(datamodule)
+    def read_table_transform(self, train: Table) -> None:
+        """The training table's ``(m, sd)``, before the likelihoods are built: every path to a fit (the
+        runner's Trainer, ``fit``, a user's own ``trainer.fit``) builds the networks in ``setup()``."""
+        mean, std = train.feature_mean, train.feature_std
+        self.raw_affine = None if mean is None or std is None else (mean, std)
 
     def likelihood_kinds(self, schema: FeatureSchema) -> tuple[str, ...]:
         """Each feature's HI-VAE likelihood: its declared kind, or real for positive/count without raw values
