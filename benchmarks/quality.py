@@ -67,7 +67,7 @@ from imputebench.data.sources import load_dataset
 from imputebench.models.imputer import Imputer
 from imputebench.models.registry import get_model, is_classical, model_names
 from imputebench.runner.presets import config_resolver
-from imputebench.runner.provenance import git_commit
+from imputebench.runner.provenance import cpu_model, git_commit
 from imputebench.runner.store import ResultStore
 from imputebench.schema import FeatureSchema
 
@@ -276,8 +276,7 @@ def as_expected(r: dict) -> bool:
 
 
 def environment() -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = cpu_model()
     return [f"- commit: {git_commit()}",
             f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             f"- hardware: {cpu}, {os.cpu_count()} CPUs; one torch (and BLAS) thread per fit",

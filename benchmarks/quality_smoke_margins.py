@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from imputebench.models.registry import is_classical, model_names
-from imputebench.runner.provenance import git_commit
+from imputebench.runner.provenance import cpu_model, git_commit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import SMOKE_EPOCHS, SMOKE_SCHEDULES, fit_and_score, smoke_data, smoke_model  # noqa: E402
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
 
     command = ["python", "benchmarks/quality_smoke_margins.py", *(sys.argv[1:] if argv is None else argv)]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = cpu_model()
     ratio_cols = " | ".join(f"{m.upper()} x mean, seeds {seeds[0]}-{seeds[-1]}" for m in METRICS)
     lines = ["# Quality smoke: margins over mean imputation per seed", "",
              f"- command: `{shlex.join(command)}`", f"- commit: {git_commit()}",

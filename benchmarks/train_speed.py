@@ -59,7 +59,7 @@ from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
 from imputebench.runner.presets import dataset_family, family_presets
-from imputebench.runner.provenance import git_commit
+from imputebench.runner.provenance import cpu_model, git_commit
 
 TARGET = 1.15
 SEED = 0
@@ -139,8 +139,7 @@ def measure(cls, config: dict, train, epochs: int, repeats: int) -> dict[str, di
 
 
 def environment(argv: list[str]) -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = cpu_model()
     return [
         f"- command: `{shlex.join(['python', *argv])}`",
         f"- commit: {git_commit()}; started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",

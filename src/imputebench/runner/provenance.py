@@ -40,6 +40,17 @@ def git_commit() -> str:
 
 
 @cache
+def cpu_model() -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows, else 'unknown'."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or "unknown")
+
+
+@cache
 def hardware(device: str = "cpu") -> str:
     cpu = f"{platform.machine()} x{os.cpu_count()} CPUs"
     if device.startswith("cuda") and torch.cuda.is_available():
