@@ -42,20 +42,15 @@ RENDEZVOUS_LIMIT_S = 900.0
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
     """A local cluster with 2 declared GPUs on this CPU machine (Ray's GPUs are logical resources)."""
-    visible = os.environ.pop("CUDA_VISIBLE_DEVICES", None)  # Ray refuses fake GPUs beyond a set variable
-    # Ray starts its workers at nice 15: beside two busy processes on 2 cores they waited minutes for a CPU
-    # (about 3 min per scheduling test). At the tests' own priority they only wait their turn.
-    niceness = os.environ.get("RAY_worker_niceness")
-    os.environ["RAY_worker_niceness"] = "0"
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the probes below run in workers
-    ray.init(address="local", num_cpus=CPUS, num_gpus=FAKE_GPUS, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    for name, value in (("CUDA_VISIBLE_DEVICES", visible), ("RAY_worker_niceness", niceness)):
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # Ray refuses fake GPUs beyond a set variable
+        # Ray starts its workers at nice 15: beside two busy processes on 2 cores they waited minutes for a
+        # CPU (about 3 min per scheduling test). At the tests' own priority they only wait their turn.
+        env.setenv("RAY_worker_niceness", "0")
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the probes below run in workers
+        ray.init(address="local", num_cpus=CPUS, num_gpus=FAKE_GPUS, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
 def rendezvous(folder: Path, parties: int, name: str) -> None:
