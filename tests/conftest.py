@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-#: The mirror sits beside the repository: <root>/shared/datasets next to <root>/main.
-MIRROR_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def mirror_candidates() -> list[Path]:
+    """Where the mirror may be: beside this repository (<root>/shared/datasets next to <root>/main), or
+    beside the local repository this one was cloned from (a clean clone in a temporary folder, as CI makes)."""
+    candidates = [REPOSITORY.parent / "shared" / "datasets"]
+    origin = subprocess.run(["git", "config", "--get", "remote.origin.url"], cwd=REPOSITORY,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "datasets")
+    return candidates
 
 
 @pytest.fixture(scope="session")
 def mirror_dir() -> Path:
     """The dataset mirror (mirror layout ``<folder>/<filename>``); never write into it."""
-    if not (MIRROR_DIR / "MANIFEST.md").is_file():
-        pytest.skip(f"dataset mirror not found at {MIRROR_DIR} (expected shared/datasets beside the repository)")
-    return MIRROR_DIR
+    candidates = mirror_candidates()
+    found = next((c for c in candidates if (c / "MANIFEST.md").is_file()), None)
+    if found is None:
+        pytest.skip(f"dataset mirror not found at {' or '.join(map(str, candidates))} (expected shared/datasets "
+                    "beside the repository or beside the one it was cloned from)")
+    return found
 
 
 @pytest.fixture(scope="session", autouse=True)
