@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imputebench.data.dataset import Dataset
-from imputebench.runner.executors import Job, LocalExecutor
+from imputebench.runner.executors import EpochCallback, Job, LocalExecutor
 from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.trials import Trial
 from imputebench.runner.wandb_runs import WandbOptions
@@ -71,6 +71,7 @@ def run_sweep(
     max_retries: int = 0,
     on_trial_start: Callable[[Job], None] | None = None,
     wandb: WandbOptions | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> SweepSummary:
     """Run every trial not yet stored with status ``ok``; each attempt is committed when it ends.
 
@@ -78,7 +79,8 @@ def run_sweep(
     ``models_dir`` receives the weights of deep models trained on image datasets; with ``wandb``
     each deep trial logs its epochs to its W&B run while it trains. These five build the default executor, a :class:`~imputebench.runner.executors.LocalExecutor`; an
     ``executor`` given instead carries its own. ``on_trial_end(trial, row, retry)`` sees every
-    attempt's row, with ``retry`` True when the trial will be tried again.
+    attempt's row, with ``retry`` True when the trial will be tried again; ``on_epoch(job, epoch, max_epochs)``
+    hears of each epoch a running deep trial finishes.
     """
     if max_retries < 0:
         raise ValueError(f"--max-retries must be >= 0, got {max_retries}")
@@ -91,7 +93,7 @@ def run_sweep(
     first = {t.key: made.get(t.key, 0) + 1 for t in pending}  # attempt numbers go on from earlier sweeps
     queue = deque(Job(t, first[t.key]) for t in pending)
     with interruptible():
-        for job, row in executor.run(queue, on_trial_start or (lambda job: None)):
+        for job, row in executor.run(queue, on_trial_start or (lambda job: None), on_epoch):
             store.write(row)
             retry = row.status != "ok" and job.attempt - first[job.trial.key] < max_retries
             if retry:

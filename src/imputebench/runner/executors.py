@@ -30,6 +30,8 @@ EXECUTORS = ("local", "ray")
 KILL_GRACE_S = 10.0
 
 Work = Callable[[Trial, int, "Dataset | None", TrialOptions], ResultRow]
+#: ``on_epoch(job, epoch, max_epochs)``: a running deep trial finished an epoch (for the progress display)
+EpochCallback = Callable[["Job", int, int], None]
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class LocalExecutor:
     def __init__(self, options: TrialOptions, datasets: Mapping[str, Dataset] | None = None, work: Work = execute) -> None:
         self.options, self.datasets, self.work = options, dict(datasets or {}), work
 
-    def run(self, queue: deque[Job], on_start: Callable[[Job], None]) -> Iterator[tuple[Job, ResultRow]]:
+    def run(self, queue: deque[Job], on_start: Callable[[Job], None],
+            on_epoch: EpochCallback | None = None) -> Iterator[tuple[Job, ResultRow]]:
         while queue:
             job = queue.popleft()
             on_start(job)
@@ -119,7 +122,8 @@ class RayExecutor:
         task = self._task.options(num_cpus=self.cpus, num_gpus=gpus, name=f"{job.trial.model}-{job.trial.key}-a{job.attempt}")
         return task.remote(self.work, job.trial, job.attempt, self._dataset_ref(job.trial.dataset), self.options)
 
-    def run(self, queue: deque[Job], on_start: Callable[[Job], None]) -> Iterator[tuple[Job, ResultRow]]:
+    def run(self, queue: deque[Job], on_start: Callable[[Job], None],
+            on_epoch: EpochCallback | None = None) -> Iterator[tuple[Job, ResultRow]]:
         ray = self._ray
         in_flight: dict[object, tuple[Job, float]] = {}  # ref -> (job, submitted at)
         killed: set[object] = set()
