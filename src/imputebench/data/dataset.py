@@ -1,8 +1,11 @@
-"""The in-memory dataset every later stage starts from."""
+"""The in-memory dataset every later stage starts from, and the provenance of its content."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -11,6 +14,29 @@ from imputebench.schema import FeatureSchema
 
 class DatasetError(ValueError):
     """A dataset that cannot be used: empty, malformed, constant or all-missing columns."""
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """One file a dataset was read from: its path in the data directory (``folder/filename``), the
+    sha256 the manifest records for it (``expected``) and the sha256 of the bytes read (``actual``)."""
+
+    relpath: str
+    expected: str
+    actual: str
+
+    @property
+    def modified(self) -> bool:
+        """True when the bytes read are not the manifest's (loaded only when modified data was allowed)."""
+        return self.actual.lower() != self.expected.lower()
+
+
+class Provenance(TypedDict):
+    """What a dataset was built from: see :meth:`Dataset.provenance`."""
+
+    sha256: str
+    status: Literal["verified", "modified", "unverified"]
+    files: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -28,6 +54,9 @@ class Dataset:
     value missing at the source), 8 times smaller than float64. ``source_test`` lists the rows
     of the source's own test split (MNIST's 10,000 test images) when the benchmark keeps it
     (VSAE long version, appendix E.2); protocols then test on exactly those rows.
+
+    ``files`` records the file(s) the dataset was read from with their expected and actual sha256
+    (empty for a dataset built in memory or bundled with scikit-learn); see :meth:`provenance`.
     """
 
     name: str
@@ -36,8 +65,10 @@ class Dataset:
     target: np.ndarray | None = None
     target_name: str | None = None
     source_test: np.ndarray | None = None
+    files: tuple[FileDigest, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(self.files))
         if self.values.ndim != 2 or self.values.shape[1] != len(self.schema):
             raise DatasetError(
                 f"dataset {self.name!r}: values of shape {self.values.shape} do not match "
@@ -66,7 +97,39 @@ class Dataset:
         if self.source_test is not None:
             renumber = np.cumsum(keep) - 1  # (n,) new index of each kept row
             source_test = renumber[self.source_test[keep[self.source_test]]]
-        return Dataset(self.name, self.values[keep], self.schema, target, self.target_name, source_test)
+        return replace(self, values=self.values[keep], target=target, source_test=source_test)
+
+    def provenance(self) -> Provenance:
+        """``{"sha256", "status", "files"}``: what this dataset was read from.
+
+        Read from files: ``sha256`` is the actual sha256 of the one file, or for several
+        :func:`files_sha256` (one line ``<relpath> <actual sha256>`` per file, sorted by path);
+        ``status`` is ``"modified"`` when any file differs from the manifest (loaded only when
+        modified data was allowed), else ``"verified"``; ``files`` maps each path to its actual
+        sha256. A derived dataset (e.g. :meth:`complete_cases`) keeps its files, so its provenance
+        is theirs.
+
+        Not read from files (scikit-learn's bundled sets, datasets built in memory): ``sha256`` is
+        :attr:`content_sha256`, ``status`` ``"unverified"`` (nothing to check it against), ``files`` empty.
+        """
+        if not self.files:
+            return {"sha256": self.content_sha256, "status": "unverified", "files": {}}
+        status = "modified" if any(f.modified for f in self.files) else "verified"
+        files = {f.relpath: f.actual for f in self.files}
+        return {"sha256": files_sha256(self.files), "status": status, "files": files}
+
+    @cached_property
+    def content_sha256(self) -> str:
+        """sha256 of the content, whatever the name: ``values``, then ``target`` and ``source_test`` when
+        present, each as its dtype, shape and bytes. Computed once per object (arrays are not copied
+        when already contiguous); modifying the arrays in place afterwards is not noticed."""
+        digest = hashlib.sha256()
+        for label, array in (("values", self.values), ("target", self.target), ("source_test", self.source_test)):
+            if array is not None:
+                header, data = _framed(label, np.asarray(array))
+                digest.update(header)
+                digest.update(data)
+        return digest.hexdigest()
 
     def validate(self) -> Dataset:
         """Reject tables no imputation benchmark can score, with a message naming the problem."""
@@ -92,3 +155,20 @@ class Dataset:
                     "it cannot be standardised and its NRMSE would divide by zero: drop it"
                 )
         return self
+
+
+def files_sha256(files: tuple[FileDigest, ...]) -> str:
+    """The actual sha256 of a single file, else the sha256 of one line ``<relpath> <actual sha256>`` per file
+    (each ended by a newline), sorted by path."""
+    if len(files) == 1:
+        return files[0].actual
+    lines = "".join(f"{f.relpath} {f.actual}\n" for f in sorted(files, key=lambda f: f.relpath))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _framed(label: str, array: np.ndarray) -> tuple[bytes, memoryview]:
+    """One array as hashed: a header naming it, its dtype and shape, then its bytes in C order (a view, not a copy)."""
+    if array.dtype.kind == "O":  # object arrays hold pointers: hash their text instead
+        array = array.astype(str)
+    header = f"{label} {array.dtype.str} {array.shape}\n".encode()
+    return header, np.ascontiguousarray(array).reshape(-1).view(np.uint8).data

@@ -7,7 +7,10 @@ fetched from ``<mirror>/<folder>/<filename>`` when a mirror is given (an
 otherwise from its canonical upstream URL. Bytes are streamed into a temporary
 file next to the destination, checked against the recorded sha256 and only then
 renamed into place (``os.replace`` is atomic on one file system), so the cache
-never holds a partial or corrupt file under a dataset's name.
+never holds a partial or corrupt file under a dataset's name. A cached file whose
+sha256 is wrong (corrupted, or edited after its download) is deleted and downloaded
+again. Loading checks the sha256 again (:mod:`.integrity`), so an edit made after
+the download is noticed too.
 
 Two files cannot be fetched byte for byte from their canonical source:
 
@@ -24,7 +27,6 @@ Only the standard library (:mod:`urllib`) is used for network access, always wit
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from imputebench.data.integrity import sha256_of, verify
 from imputebench.data.sources import get_spec, resolve_datasets
 from imputebench.data.spec import RemoteFile
 
@@ -66,21 +69,6 @@ class FetchEvent:
 
 
 Progress = Callable[[FetchEvent], None]
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(path: Path, sha256: str) -> bool:
-    """True when ``path`` is a file whose sha256 equals ``sha256``."""
-    path = Path(path)
-    return path.is_file() and sha256_of(path) == sha256.lower()
 
 
 def source_url(file: RemoteFile, mirror: str | None) -> str:
@@ -111,7 +99,8 @@ def fetch_files(files: Iterable[RemoteFile], data_dir: Path, mirror: str | None 
 
 
 def fetch_file(file: RemoteFile, data_dir: Path, mirror: str | None = None, progress: Progress | None = None) -> Path:
-    """Download ``file`` unless a valid copy is cached; a corrupt cached copy is removed first."""
+    """Download ``file`` unless a valid copy is cached; a corrupt or modified copy is deleted first, then
+    downloaded again (always hashed here: the per-process digest cache of :mod:`.integrity` is not used)."""
     dest = file.local_path(data_dir)
     if verify(dest, file.sha256):
         _report(progress, FetchEvent(file, "cached", file.size, file.size))

@@ -18,6 +18,11 @@ UCI sets most used in imputation papers.
 
 Every feature's kind is declared by hand from the dataset's ``.names`` file
 or UCI page (ARFF files: from their header), never inferred from the values.
+Each load checks every file's sha256 against the one recorded here
+(:mod:`imputebench.data.integrity`): a modified file is refused unless
+``allow_modified``, and the dataset records what it was read from
+(:meth:`Dataset.provenance`).
+
 Missing-value markers (``?``; ``nan`` in the default_credit CSV) become
 ``NaN``; rows are never dropped here (use :meth:`Dataset.complete_cases`). The
 prediction target is returned apart from ``values``: class labels as text
@@ -29,12 +34,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from imputebench.data import multimodal, uci
+from imputebench.data import integrity, multimodal, uci
 from imputebench.data.dataset import Dataset, DatasetError
 from imputebench.data.spec import SKLEARN, DatasetSpec, Loader, RemoteFile, Task
 from imputebench.data.uci import Column, cat, count, drop, ordinal, positive, real, target
@@ -106,25 +112,76 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("imputebench"))
 
 
-def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
+#: Reads of a dataset whose files change under it before :func:`load_dataset` gives up.
+_READ_ATTEMPTS = 2
+
+
+def load_dataset(name: str, data_dir: Path | None = None, allow_modified: bool = False) -> Dataset:
     """Read one dataset with its declared schema; ``NaN`` marks values missing in the source.
 
-    Raises :class:`DatasetError` for a missing, empty, malformed or truncated file.
+    Each file is checked against the sha256 its spec records (hashed once per process and file
+    version, see :mod:`.integrity`); the result carries the digests in ``Dataset.files``.
+
+    Raises :class:`DatasetError` for a missing, empty, malformed or truncated file, and its
+    subclass :class:`~imputebench.data.integrity.ModifiedDataError` for a file whose sha256 is
+    not the manifest's, unless ``allow_modified`` (the dataset's provenance is then ``"modified"``).
     """
     spec = get_spec(name)
     root = default_data_dir() if data_dir is None else Path(data_dir)
-    for file in spec.files:
-        path = file.local_path(root)
-        if not path.is_file():
-            raise DatasetError(
-                f"{path}: file not found; run `imputebench data fetch {name}` "
-                f"(or pass --data-dir DIR where DIR/{file.relpath} exists)"
-            )
-    dataset = spec.loader(root)
+    paths = [_existing(file, root, name) for file in spec.files]
+    for _ in range(_READ_ATTEMPTS):
+        stamps = integrity.file_stamps(paths)
+        dataset = _read_verified(spec, root, allow_modified, data_dir is not None)
+        if _stamps_now(paths) == stamps:  # the bytes hashed are the bytes read
+            return dataset
+    raise DatasetError(f"{', '.join(map(str, paths))}: changed while being read (is another process writing it?); "
+                       "load it again once it is complete")
+
+
+def _existing(file: RemoteFile, root: Path, name: str) -> Path:
+    """The local path of ``file``; :class:`DatasetError` saying how to fetch it when it is not there."""
+    path = file.local_path(root)
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: file not found; run `imputebench data fetch {name}` "
+            f"(or pass --data-dir DIR where DIR/{file.relpath} exists)"
+        )
+    return path
+
+
+def _stamps_now(paths: Sequence[Path]) -> tuple[integrity.FileStamp, ...] | None:
+    """The files' stamps now, or ``None`` when one has gone."""
+    try:
+        return integrity.file_stamps(paths)
+    except OSError:
+        return None
+
+
+def _read_verified(spec: DatasetSpec, root: Path, allow_modified: bool, data_dir_given: bool) -> Dataset:
+    """Run the loader, check the row count and the files' sha256; the dataset with its file digests.
+
+    The files are read before they are verified, so a file both modified and unreadable is refused
+    with a message that says what is wrong in it as well as how to restore it.
+    """
+    try:
+        dataset = spec.loader(root)
+        _check_rows(spec, dataset, root)
+    except DatasetError as error:
+        if not allow_modified:
+            digests = integrity.file_digests(spec.files, root)
+            integrity.refuse_modified(spec.name, spec.files, digests, root, data_dir_given, cause=error)
+        raise
+    digests = integrity.file_digests(spec.files, root)
+    if not allow_modified:
+        integrity.refuse_modified(spec.name, spec.files, digests, root, data_dir_given)
+    return replace(dataset, files=digests)
+
+
+def _check_rows(spec: DatasetSpec, dataset: Dataset, root: Path) -> None:
+    """:class:`DatasetError` when the dataset has not the number of rows its spec documents."""
     if spec.rows is not None and dataset.n_rows != spec.rows:
-        paths = ", ".join(str(f.local_path(root)) for f in spec.files) or name
+        paths = ", ".join(str(f.local_path(root)) for f in spec.files) or spec.name
         raise DatasetError(f"{paths}: expected {spec.rows} rows, found {dataset.n_rows} (truncated or altered file?)")
-    return dataset
 
 
 # --- loader factories ------------------------------------------------------------------------------
