@@ -6,22 +6,35 @@ PFC for categorical ones, the summed per-pixel MSE for image modalities; lower i
 its per-metric ranks. Only rows with status ``ok`` count; ``n_seeds`` says how
 many seeds each mean rests on, so a model that failed on some seeds shows it.
 
+One configuration per mean: a trial's ``setting`` (a hash of its identity without the seed: the model's
+full configuration, the data's hash, mechanism, ratio, protocol, numerics) says which trials may be pooled,
+and mean, std, ``n_seeds``, ranks, tests and failure counts are each taken over the trials of one setting.
+A store that saw the same model in the same group under several settings (``--max-epochs 5``, then 6)
+shows by default only the setting run most recently in each (group, model) (``configs="latest"``; the
+footer counts the trials it hides, ``older_trials`` per line); ``configs="all"`` (``--config all``) shows
+each setting as its own line and competitor, labelled by the identity fields in which it differs from
+the model's other settings in that group: ``vae (max_epochs=5)``. Frames without a ``setting`` column
+(old callers) count each (group, model) as one setting.
+
 Each model is also tested against its group's best on the same metric: a two-sided Wilcoxon
 signed-rank test on the per-seed scores, paired on seed (a seed fixes a cell's split and mask for
 every model, so the pairs share their data). With n pairs the smallest two-sided p is 2 / 2**n:
 0.25 for 3 seeds, and below 0.05 only from 6 seeds on.
 
-Failures are counted, not hidden: every line carries its (group, model)'s number of attempts whose
+Failures are counted, not hidden: every line carries its (group, model, setting)'s number of attempts whose
 status is not ``ok`` (``failures``, and one ``status.<status>`` column per status), and a model with no
 finished trial in a group keeps one line there (no metric, ``n_seeds`` 0) so its failures show.
 
 Layouts: by default one table per (protocol, mechanism, ratio) with datasets across; ``by`` names
 the group fields that run across instead (``by=["ratio"]``: missing ratios across, as VSAE Table 2),
-one table per remaining combination and metric. Both end with an overall rank per protocol.
+one table per remaining combination and metric. Both end with an overall rank per protocol. Tables
+list each line by its ``label`` (the model's name unless it has several settings in a group).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -33,62 +46,152 @@ from imputebench.model_catalog import trained_on_complete_data
 PRIMARY_METRICS = ("nrmse", "pfc", "mse")
 SIGNIFICANCE = 0.05
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
+CELL = [*GROUP, "model"]  # where settings compete for the one line ``configs="latest"`` keeps
+LINE = [*CELL, "setting", "label"]  # one competitor: a model under one setting
+CONFIG_VIEWS = ("latest", "all")
 FAILURE_STATUSES = ("diverged", "failed", "timeout")  # always given a column, so the CSV's columns do not depend on the data
-SUMMARY_COLUMNS = [*GROUP, "model", "metric", "mean", "std", "n_seeds", "rank", "wall_time_s", "complete_data",
-                   "p_vs_best", "n_pairs"]
+SUMMARY_COLUMNS = [*GROUP, "model", "label", "metric", "mean", "std", "n_seeds", "wall_time_s", "rank", "complete_data",
+                   "p_vs_best", "n_pairs", "setting"]
+HASH = re.compile(r"[0-9a-f]{16,}")  # a hash in an identity, shortened to 8 digits in labels
 
 
-def summarise(rows: pd.DataFrame, attempts: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Long form: one line per (group, model, metric) with mean, std (ddof=1), n_seeds, rank and failure counts.
+def summarise(rows: pd.DataFrame, attempts: pd.DataFrame | None = None, configs: str = "latest") -> pd.DataFrame:
+    """Long form: one line per (group, model, setting, metric) with mean, std (ddof=1), n_seeds, rank and failure
+    counts, ``label`` (the name tables show), ``setting`` and ``older_trials`` (the trials of the line's
+    (group, model) under other settings that ``configs="latest"`` left out).
 
     ``rows`` holds one row per trial (its last outcome); ``attempts``, when the store keeps them, one row per
     attempt, so a trial that failed twice before succeeding counts 2 failures. Without ``attempts`` the
-    failures are the trials of ``rows`` whose status is not ``ok``.
+    failures are the trials of ``rows`` whose status is not ``ok``. ``configs``: ``latest`` keeps per
+    (group, model) the setting finished last, ``all`` every setting as its own line.
     """
-    failures = failure_counts(rows if attempts is None else attempts)
-    return _with_failures(_scores(rows), failures)
+    settings = shown_settings(rows, attempts, configs)
+    rows = _kept(rows, settings)
+    failures = failure_counts(rows if attempts is None else _kept(attempts, settings))
+    return _with_failures(_scores(rows), failures, settings)
+
+
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``setting`` column: a frame without one counts each (group, model) as one setting."""
+    return frame if "setting" in frame.columns else frame.assign(setting="")
+
+
+def _kept(frame: pd.DataFrame, settings: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` (trials or attempts) whose setting is shown, with its ``label``."""
+    return _keyed(frame).merge(settings[[*CELL, "setting", "label"]], on=[*CELL, "setting"])
+
+
+def shown_settings(rows: pd.DataFrame, attempts: pd.DataFrame | None, configs: str = "latest") -> pd.DataFrame:
+    """One line per (group, model, setting) to show, with its ``label`` and ``older_trials``: every setting of
+    ``rows`` and ``attempts`` for ``configs="all"``, per (group, model) the one finished last for ``latest``
+    (the largest ``finished_at`` of its trials and attempts, whatever their status; between equal or unknown
+    times, the setting whose trial comes last in ``rows``: the store's order of writing)."""
+    if configs not in CONFIG_VIEWS:
+        raise ValueError(f"unknown configs {configs!r}; choose from {', '.join(CONFIG_VIEWS)}")
+    frames = [rows.assign(order=np.arange(len(rows))), *([] if attempts is None else [attempts.assign(order=-1)])]
+    seen = pd.concat([_keyed(frame).reindex(columns=[*CELL, "setting", "finished_at", "identity", "order"])
+                      for frame in frames])
+    seen["finished_at"] = pd.to_datetime(seen["finished_at"], utc=True, errors="coerce", format="ISO8601")
+    settings = seen.groupby([*CELL, "setting"]).agg(finished_at=("finished_at", "max"), order=("order", "max"),
+                                                    identity=("identity", "first"))
+    trials = _keyed(rows).groupby([*CELL, "setting"]).size()
+    settings = settings.assign(trials=trials.reindex(settings.index, fill_value=0)).reset_index()
+    if configs == "latest":
+        older = settings.groupby(CELL)["trials"].transform("sum") - settings["trials"]
+        settings = settings.assign(older_trials=older).sort_values(["finished_at", "order"], na_position="first")
+        settings = settings.groupby(CELL).tail(1)
+    else:
+        settings = settings.assign(older_trials=0)
+    settings = settings.assign(label=_labels_of_settings(settings), older_trials=settings["older_trials"].astype(int))
+    return settings[[*CELL, "setting", "label", "older_trials"]]
+
+
+def identity_fields(identity: object) -> dict[str, str]:
+    """A trial's ``identity`` JSON flattened to dotted keys (``data.sha256``) -> value text, without ``seed``;
+    config fields bare (``max_epochs``), hashes shortened to 8 digits. Not JSON text: no fields."""
+    if not isinstance(identity, str):
+        return {}
+    tree = {key: value for key, value in json.loads(identity).items() if key != "seed"}
+    return {key.removeprefix("config."): _value_text(value) for key, value in _flat(tree).items()}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one dict with dotted keys; other values (lists too) are leaves."""
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+def _value_text(value: object) -> str:
+    """An identity value as a label shows it: strings bare (hashes to 8 digits), the rest as JSON (null, 0.001)."""
+    if isinstance(value, str):
+        return value[:8] if HASH.fullmatch(value) else value
+    return json.dumps(value)
+
+
+def _labels_of_settings(settings: pd.DataFrame) -> pd.Series:
+    """Per line of ``settings``: the model's name, followed for a model with several settings in its (group,
+    model) by the identity fields in which they differ, sorted by key: ``vae (lr=0.001, max_epochs=6)``.
+    Settings no field tells apart (no identity known) add their setting's first 8 digits."""
+    fields = pd.DataFrame(list(settings["identity"].map(identity_fields)), index=settings.index).fillna("–")
+    cells = [settings[field] for field in CELL]
+    varies = fields.groupby(cells).transform("nunique") > 1 if len(fields.columns) else fields.astype(bool)
+    differing = fields.where(varies).rename_axis("line").reset_index().melt(id_vars="line", var_name="key")
+    differing = differing.dropna(subset=["value"]).sort_values(["line", "key"])
+    parts = (differing["key"] + "=" + differing["value"]).groupby(differing["line"]).agg(", ".join)
+    parts = parts.reindex(settings.index, fill_value="")
+    several = settings.groupby(CELL)["setting"].transform("size") > 1
+    alike = several & settings.assign(parts=parts).duplicated([*CELL, "parts"], keep=False)
+    parts = parts.where(~alike, parts.where(parts == "", parts + ", ") + "setting=" + settings["setting"].str[:8])
+    return settings["model"].where(parts == "", settings["model"] + " (" + parts + ")")
 
 
 def failure_counts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (group, model) of ``frame`` (trials or attempts): how many rows have each status other than ``ok``
-    (``status.<status>``, at least one column per :data:`FAILURE_STATUSES`) and their total, ``failures``."""
+    """Per (group, model, setting) of ``frame`` (trials or attempts): how many rows have each status other than
+    ``ok`` (``status.<status>``, at least one column per :data:`FAILURE_STATUSES`) and their total, ``failures``."""
+    frame = _keyed(frame)
+    frame = frame if "label" in frame.columns else frame.assign(label=frame["model"])
     statuses = sorted(set(FAILURE_STATUSES) | set(frame["status"]) - {"ok"})
-    counts = frame.groupby([*GROUP, "model"])["status"].value_counts().unstack("status", fill_value=0)
+    counts = frame.groupby(LINE)["status"].value_counts().unstack("status", fill_value=0)
     counts = counts.reindex(columns=statuses, fill_value=0).astype(int).add_prefix("status.")
     return counts.assign(failures=counts.sum(axis=1)).reset_index().rename_axis(columns=None)
 
 
-def _with_failures(stats: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
-    """``stats`` with ``failures`` merged on (group, model), plus one metric-less line for each (group, model)
-    that failed every attempt: dropping it would make a model that always crashes look merely absent."""
-    absent = failures.merge(stats[[*GROUP, "model"]].drop_duplicates(), on=[*GROUP, "model"], how="left", indicator=True)
-    absent = absent.loc[absent["_merge"] == "left_only", [*GROUP, "model"]]
+def _with_failures(stats: pd.DataFrame, failures: pd.DataFrame, settings: pd.DataFrame) -> pd.DataFrame:
+    """``stats`` with ``failures`` merged on (group, model, setting), plus one metric-less line for each that
+    failed every attempt: dropping it would make a model that always crashes look merely absent. Then each
+    line's ``older_trials`` from ``settings``; the summary's own columns first, the failure counts after."""
+    absent = failures.merge(stats[LINE].drop_duplicates(), on=LINE, how="left", indicator=True)
+    absent = absent.loc[absent["_merge"] == "left_only", LINE]
     absent = absent.assign(n_seeds=0, n_pairs=0, complete_data=absent["model"].map(trained_on_complete_data))
     lines = pd.concat([stats, absent], ignore_index=True) if not absent.empty else stats
-    lines = lines.merge(failures, on=[*GROUP, "model"], how="left")
+    lines = lines.merge(failures, on=LINE, how="left")
     counts = [c for c in failures.columns if c.startswith("status.")] + ["failures"]
     lines[counts] = lines[counts].fillna(0).astype(int)
-    return lines.sort_values([*GROUP, "metric", "rank", "model"]).reset_index(drop=True)
+    lines = lines.merge(settings[[*CELL, "setting", "older_trials"]], on=[*CELL, "setting"], how="left")
+    lines = lines[[*SUMMARY_COLUMNS, *counts, "older_trials"]]
+    return lines.sort_values([*GROUP, "metric", "rank", "label"]).reset_index(drop=True)
 
 
 def _scores(rows: pd.DataFrame) -> pd.DataFrame:
-    """The ``ok`` rows' statistics per (group, model, metric): mean, std, n_seeds, rank, test against the best."""
+    """The ``ok`` rows' statistics per (group, model, setting, metric): mean, std, n_seeds, rank, test against the best."""
     ok = rows[rows["status"] == "ok"]
     metric_cols = [f"metric.{m}" for m in PRIMARY_METRICS if f"metric.{m}" in ok.columns]
     if ok.empty or not metric_cols:
         return pd.DataFrame(columns=SUMMARY_COLUMNS).astype({"ratio": float})  # float, as the failures it is merged with
-    long = ok.melt(id_vars=[*GROUP, "model", "seed", "wall_time_s"], value_vars=metric_cols, var_name="metric")
+    long = ok.melt(id_vars=[*LINE, "seed", "wall_time_s"], value_vars=metric_cols, var_name="metric")
     long = long.dropna(subset=["value"])
     long["metric"] = long["metric"].str.removeprefix("metric.")
     stats = (
-        long.groupby([*GROUP, "model", "metric"])
+        long.groupby([*LINE, "metric"])
         .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("seed", "nunique"), wall_time_s=("wall_time_s", "mean"))
         .reset_index()
     )
     stats["metric_rank"] = stats.groupby([*GROUP, "metric"])["mean"].rank(method="min")
-    stats["rank"] = stats.groupby([*GROUP, "model"])["metric_rank"].transform("mean")
+    stats["rank"] = stats.groupby(LINE)["metric_rank"].transform("mean")
     stats["complete_data"] = stats["model"].map(trained_on_complete_data)
-    stats = stats.merge(_tests_against_best(long), on=[*GROUP, "metric", "model"], how="left")
+    stats = stats.merge(_tests_against_best(long), on=[*GROUP, "metric", "label"], how="left")
     return stats.drop(columns="metric_rank")
 
 
@@ -107,16 +210,17 @@ def _pairs_note(summary: pd.DataFrame) -> str:
 
 
 def _tests_against_best(long: pd.DataFrame) -> pd.DataFrame:
-    """Per (group, metric, model): ``p_vs_best`` and ``n_pairs`` (seeds both models finished) against the
-    model with the lowest mean; NaN p for the best itself and for fewer than 2 pairs."""
+    """Per (group, metric, label): ``p_vs_best`` and ``n_pairs`` (seeds both lines finished) against the line
+    with the lowest mean; NaN p for the best itself and for fewer than 2 pairs. Each label is one setting, so
+    only seeds of one configuration pair."""
     out = []
     for key, block in long.groupby([*GROUP, "metric"]):
-        scores = block.pivot_table(index="seed", columns="model", values="value")  # (seeds, models)
-        best = block.groupby("model")["value"].mean().idxmin()  # the summary's best: lowest mean over seeds
-        for model in scores.columns:
-            pairs = scores[[best, model]].dropna().to_numpy()  # (n_pairs, 2)
-            p = np.nan if model == best or len(pairs) < 2 else paired_p_value(pairs[:, 0], pairs[:, 1])
-            out.append({**dict(zip([*GROUP, "metric"], key)), "model": model, "p_vs_best": p, "n_pairs": len(pairs)})
+        scores = block.pivot_table(index="seed", columns="label", values="value")  # (seeds, labels)
+        best = block.groupby("label")["value"].mean().idxmin()  # the summary's best: lowest mean over seeds
+        for label in scores.columns:
+            pairs = scores[[best, label]].dropna().to_numpy()  # (n_pairs, 2)
+            p = np.nan if label == best or len(pairs) < 2 else paired_p_value(pairs[:, 0], pairs[:, 1])
+            out.append({**dict(zip([*GROUP, "metric"], key)), "label": label, "p_vs_best": p, "n_pairs": len(pairs)})
     return pd.DataFrame(out)
 
 
@@ -162,7 +266,7 @@ def _dataset_sections(summary: pd.DataFrame) -> Iterator[str]:
     fields = ["protocol", "mechanism", "ratio"]
     for values, block in summary.groupby(fields, sort=True):
         block = block.assign(column=block["dataset"] + " (" + block["metric"].str.upper() + ")").sort_values("column")
-        ranks = block.groupby(["model", "dataset"])["rank"].first().groupby("model").mean()
+        ranks = block.groupby(["label", "dataset"])["rank"].first().groupby("label").mean()
         yield f"### {_describe(fields, values)}\n\n" + _model_table(block, ranks) + "\n"
 
 
@@ -199,38 +303,40 @@ def _describe(fields: Sequence[str], values: Sequence) -> str:
 
 
 def _column_ranks(table: pd.DataFrame) -> pd.Series:
-    """Each model's rank (lowest mean = 1) in every column where it has a score, averaged; NaN for none."""
+    """Each label's rank (lowest mean = 1) in every column where it has a score, averaged; NaN for none."""
     scored = table[table["metric"].notna()]
-    ranks = scored.groupby("column")["mean"].rank(method="min").groupby(scored["model"]).mean()
-    return ranks.reindex(sorted(table["model"].unique()))
+    ranks = scored.groupby("column")["mean"].rank(method="min").groupby(scored["label"]).mean()
+    return ranks.reindex(sorted(table["label"].unique()))
 
 
 def _per_model(lines: pd.DataFrame, ranks: pd.Series) -> pd.DataFrame:
-    """Each model's mean rank, fewest seeds and failed attempts over ``lines``, best mean rank first."""
-    failures = lines.drop_duplicates([*GROUP, "model"]).groupby("model")["failures"].sum()
-    per_model = pd.DataFrame({"mean rank": ranks, "seeds": lines.groupby("model")["n_seeds"].min(), "failures": failures})
+    """Each label's mean rank, fewest seeds and failed attempts over ``lines``, best mean rank first."""
+    failures = lines.drop_duplicates([*GROUP, "label"]).groupby("label")["failures"].sum()
+    per_model = pd.DataFrame({"mean rank": ranks, "seeds": lines.groupby("label")["n_seeds"].min(), "failures": failures})
     return per_model.loc[ranks.sort_values().index]
 
 
 def _model_table(lines: pd.DataFrame, ranks: pd.Series) -> str:
-    """Models × ``lines['column']`` (in the order of ``lines``): mean ± std, bold best per column, * where worse
-    than it; – where a model has no score; then :func:`_per_model`'s columns and † for complete-data models."""
+    """Labels × ``lines['column']`` (in the order of ``lines``): mean ± std, bold best per column, * where worse
+    than it; – where a label has no score; then :func:`_per_model`'s columns and † for complete-data models."""
     scored = lines[lines["metric"].notna()]
     best = scored["mean"] == scored.groupby("column")["mean"].transform("min")
     places = scored["metric"].map(lambda metric: DECIMALS.get(metric, 3))
     text = [_cell(*cell) for cell in zip(scored["mean"], scored["std"], best, places, scored["p_vs_best"])]
     per_model = _per_model(lines, ranks)
-    table = scored.assign(text=text).pivot(index="model", columns="column", values="text")
+    table = scored.assign(text=text).pivot(index="label", columns="column", values="text")
     table = table.reindex(index=per_model.index, columns=scored["column"].unique()).fillna("–")
     table["mean rank"] = per_model["mean rank"].map(_rank_text)
     table[["seeds", "failures"]] = per_model[["seeds", "failures"]].astype(str)
-    table.index = pd.Index(_marked(table.index), name="model")
+    table.index = pd.Index(_marked(table.index, lines), name="model")
     return table.reset_index().to_markdown(index=False)
 
 
-def _marked(models: Iterable[str]) -> list[str]:
-    """Model names with † after those trained on complete data, whose scores are not comparable with the rest's."""
-    return [f"{model} †" if trained_on_complete_data(model) else model for model in models]
+def _marked(labels: Iterable[str], lines: pd.DataFrame) -> list[str]:
+    """Labels with † after those of models trained on complete data, whose scores are not comparable with the
+    rest's; ``lines`` (columns label and model) says whose model each label is."""
+    models = lines.drop_duplicates("label").set_index("label")["model"]
+    return [f"{label} †" if trained_on_complete_data(models[label]) else label for label in labels]
 
 
 def _rank_text(rank: float) -> str:
@@ -238,10 +344,10 @@ def _rank_text(rank: float) -> str:
 
 
 def _wide(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """The ``by`` tables as numbers, stacked: the CSV twin of :func:`_by_sections`."""
+    """The ``by`` tables as numbers, stacked: the CSV twin of :func:`_by_sections` (``model``: the line's label)."""
     frames = []
     for rest, values, metric, table in _by_tables(summary, by):
-        cells = table[table["metric"].notna()].pivot(index="model", columns="column", values=["mean", "std"])
+        cells = table[table["metric"].notna()].pivot(index="label", columns="column", values=["mean", "std"])
         cells.columns = [f"{label} {stat}" for stat, label in cells.columns]
         per_model = _per_model(table, _column_ranks(table))
         frame = per_model.join(cells).rename_axis("model").reset_index()
@@ -255,27 +361,31 @@ def _wide(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def overall_ranks(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per protocol and model: ``mean_rank``, its rank averaged over the (dataset, mechanism, ratio) groups in
-    which every model of the protocol has a score (``groups`` of them), ``scored_in`` groups out of ``of``, and
-    ``failures``. Averaging each model over the groups it happens to have would rank a model skipped on the
-    hard datasets above one that ran them all; with no complete group ``mean_rank`` is NaN."""
-    lines = summary.drop_duplicates([*GROUP, "model"])
+    """Per protocol and label: ``mean_rank``, its rank averaged over the (dataset, mechanism, ratio) groups in
+    which every label of the protocol has a score (``groups`` of them), ``scored_in`` groups out of ``of``, and
+    ``failures``; ``model`` names the label's model. Averaging each label over the groups it happens to have
+    would rank a model skipped on the hard datasets above one that ran them all; with no complete group
+    ``mean_rank`` is NaN."""
+    lines = summary.drop_duplicates([*GROUP, "label"])
     frames = []
     for protocol, block in lines.groupby("protocol", sort=True):
-        ranks = block.set_index([*GROUP[1:], "model"])["rank"].unstack("model")  # (groups, models); NaN: no score
+        ranks = block.set_index([*GROUP[1:], "label"])["rank"].unstack("label")  # (groups, labels); NaN: no score
         complete = ranks.dropna()
+        by_label = block.groupby("label")
         frames.append(pd.DataFrame({
-            "protocol": protocol, "mean_rank": complete.mean(), "groups": len(complete),
-            "scored_in": ranks.notna().sum(), "of": len(ranks), "failures": block.groupby("model")["failures"].sum(),
-        }).rename_axis("model").reset_index().sort_values(["mean_rank", "model"]))
-    return pd.concat(frames, ignore_index=True)[["protocol", "model", "mean_rank", "groups", "scored_in", "of", "failures"]]
+            "protocol": protocol, "model": by_label["model"].first(), "mean_rank": complete.mean(),
+            "groups": len(complete), "scored_in": ranks.notna().sum(), "of": len(ranks),
+            "failures": by_label["failures"].sum(),
+        }).rename_axis("label").reset_index().sort_values(["mean_rank", "label"]))
+    columns = ["protocol", "model", "label", "mean_rank", "groups", "scored_in", "of", "failures"]
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _overall_section(summary: pd.DataFrame) -> str:
     sections = []
     for protocol, block in overall_ranks(summary).groupby("protocol", sort=True):
         table = pd.DataFrame({
-            "model": _marked(block["model"]), "mean rank": block["mean_rank"].map(_rank_text),
+            "model": _marked(block["label"], block), "mean rank": block["mean_rank"].map(_rank_text),
             "groups": block["groups"].astype(str),
             "scored in": block["scored_in"].astype(str) + " / " + block["of"].astype(str),
             "failures": block["failures"].astype(str),
@@ -288,20 +398,35 @@ def _footer(summary: pd.DataFrame, by: list[str] | None) -> str:
     columns = f"a table's columns ({', '.join(by)})" if by else "datasets and metrics"
     ranks = f"rank averaged over {columns}"
     return (
-        f"Mean ± std (ddof=1) over seeds; lower is better; bold = best in its column; {ranks}; "
+        f"Mean ± std (ddof=1) over the seeds of one configuration; lower is better; bold = best in its column; {ranks}; "
         "† = trained on complete data (as the VSAE tables mark their last rows); * = worse than its "
         f"column's best by a two-sided Wilcoxon signed-rank test paired on seed (p < {SIGNIFICANCE:g}). With n seeds the "
         f"smallest possible p is 2/2^n ({_pairs_note(summary)}), so fewer than 6 seeds can show no *.\n"
         "Overall: per protocol, a model's rank in each (dataset, mechanism, ratio) averaged over the `groups` in which "
         "every model listed has a score, so no model is ranked on an easier subset; `scored in` counts the groups "
         "where it has one. `seeds` = fewest finished seeds in a column (0: none finished).\n"
-        f"{_failure_note(summary)}\n"
+        f"{_failure_note(summary)}\n{_configuration_note(summary)}"
     )
+
+
+def _configuration_note(summary: pd.DataFrame) -> str:
+    """The footer's configuration line: how many trials of older configurations are hidden, and how lines of
+    several configurations are labelled; nothing when every model has one configuration per group."""
+    hidden = int(summary.drop_duplicates([*GROUP, "label"])["older_trials"].sum())
+    notes = []
+    if (summary["label"] != summary["model"]).any():
+        notes.append("A model run under several configurations in a group has one line per configuration, labelled "
+                     "by the fields in which they differ.")
+    if hidden:
+        trials = "1 trial" if hidden == 1 else f"{hidden} trials"
+        notes.append(f"{trials} of older configurations not shown (the latest configuration of each model per "
+                     "group is): `--config all` shows them.")
+    return "".join(f"{note}\n" for note in notes)
 
 
 def _failure_note(summary: pd.DataFrame) -> str:
     """The footer's failure line: attempts whose status is not ok, by status, over the whole leaderboard."""
-    counts = summary.drop_duplicates([*GROUP, "model"]).filter(like="status.").sum()
+    counts = summary.drop_duplicates([*GROUP, "label"]).filter(like="status.").sum()
     if not counts.any():
         return "`failures` = attempts whose status is not ok: none here."
     by_status = ", ".join(f"{count} {status.removeprefix('status.')}" for status, count in counts.items())

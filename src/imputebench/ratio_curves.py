@@ -1,6 +1,8 @@
 """Imputation error against the missing ratio, one line per model (VSAE papers/000 Figure 2).
 
-Each point is a model's mean over seeds at one ratio, with its standard deviation (ddof=1) as the
+Each line is one ``label`` of the summary: a model, or with ``configs="all"`` a model under one of its
+configurations (``vae (max_epochs=5)``), so no point pools configurations. Each point is its mean over the
+seeds of one configuration at one ratio, with its standard deviation (ddof=1) as the
 error bar, from :func:`imputebench.leaderboard.summarise`. One figure per (protocol, mechanism,
 dataset, metric) that has at least two ratios.
 """
@@ -14,11 +16,11 @@ CURVE = ["protocol", "mechanism", "dataset", "metric"]
 
 
 def ratio_curve(block: pd.DataFrame, title: str) -> Figure:
-    """``block``: summary lines of one curve group (columns model, ratio, mean, std)."""
+    """``block``: summary lines of one curve group (columns label, ratio, mean, std); one line per label."""
     figure = Figure(figsize=(5.0, 3.6))
     axis = figure.subplots()
-    for model, line in block.sort_values("ratio").groupby("model", sort=True):
-        axis.errorbar(line["ratio"], line["mean"], yerr=line["std"].fillna(0.0), marker="o", capsize=3, label=model)
+    for label, line in block.sort_values("ratio").groupby("label", sort=True):
+        axis.errorbar(line["ratio"], line["mean"], yerr=line["std"].fillna(0.0), marker="o", capsize=3, label=label)
     axis.set_xlabel("missing ratio")
     axis.set_ylabel(block["metric"].iloc[0].upper())
     axis.set_title(title, fontsize=9)
