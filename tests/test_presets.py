@@ -7,6 +7,8 @@ import pytest
 
 from helpers import correlated_dataset
 from imputebench.data.sources import load_dataset
+from imputebench.models.config_check import resolve_config
+from imputebench.models.registry import get_model
 from imputebench.runner.presets import (
     config_resolver,
     dataset_family,
@@ -48,9 +50,13 @@ def test_precedence_defaults_preset_file_command_line(tmp_path):
     config_file = tmp_path / "m.yaml"
     config_file.write_text("vsae:\n  warmup_epochs: 7\n  max_epochs: 50\n")
     config_for = config_resolver({"toy": toy.schema, "cats": cat_only}, read_model_config(config_file), max_epochs=3, patience=None)
-    assert config_for("vsae", "toy") == {"lr": 1e-3, "max_epochs": 3, "patience": 100, "warmup_epochs": 7}
+    vsae = config_for("vsae", "toy")  # the full configuration: every field, defaults included
+    assert set(vsae) == get_model("vsae").config_fields()
+    assert {k: vsae[k] for k in ("lr", "max_epochs", "patience", "warmup_epochs")} == {
+        "lr": 1e-3, "max_epochs": 3, "patience": 100, "warmup_epochs": 7}
     assert config_for("vae", "cats")["lr"] == 1e-2
     assert config_for("mean", "toy") == {}  # classical models take no training preset
+    assert config_for("mice", "toy") == {"max_iter": 10, "tol": 1e-3, "sample_posterior": True, "n_imputations": 10}
     trials = expand(["vsae", "mean"], ["toy"], ["mcar"], [0.5], [0], "vsae", config_for)
     other = expand(["vsae"], ["toy"], ["mcar"], [0.5], [0], "vsae", lambda m, d: {**config_for(m, d), "max_epochs": 4})
     assert trials[0].model_config["max_epochs"] == 3 and trials[0].key != other[0].key
@@ -60,7 +66,7 @@ def test_precedence_defaults_preset_file_command_line(tmp_path):
     "text, message",
     [
         ("vsea:\n  lr: 1\n", "unknown model 'vsea'"),
-        ("vsae:\n  latent: 3\n", "vsae has no field \\['latent'\\]"),
+        ("vsae:\n  latent: 3\n", "key vsae.latent = 3: unknown field; known: batch_size"),
         ("- vsae\n", "expected a mapping"),
         ("vsae: [1, 2\n", "cannot read model config"),
     ],
@@ -77,13 +83,15 @@ def test_vaeac_takes_its_authors_epochs_per_dataset_below_files_and_command_line
     schemas = {"mushroom": toy.schema, "whitewine": toy.schema, "zoo": toy.schema}
     config_for = config_resolver(schemas)
     assert model_dataset_presets()["vaeac"]["yeast"] == {"max_epochs": 300, "patience": 300}
-    assert config_for("vaeac", "mushroom") == {"max_epochs": 50, "patience": 50}  # no family preset for VAEAC
-    assert config_for("vaeac", "zoo") == {}  # no authors' command: the model's defaults
-    assert config_for("miwae", "mushroom") == {}
+    defaults = {name: resolve_config(get_model(name), {}) for name in ("vaeac", "miwae")}
+    # no family preset for VAEAC
+    assert config_for("vaeac", "mushroom") == {**defaults["vaeac"], "max_epochs": 50, "patience": 50}
+    assert config_for("vaeac", "zoo") == defaults["vaeac"]  # no authors' command: the model's defaults
+    assert config_for("miwae", "mushroom") == defaults["miwae"]
     config_file = tmp_path / "m.yaml"
     config_file.write_text("vaeac:\n  max_epochs: 20\n")
     overridden = config_resolver(schemas, read_model_config(config_file), patience=5)
-    assert overridden("vaeac", "whitewine") == {"max_epochs": 20, "patience": 5}
+    assert overridden("vaeac", "whitewine") == {**defaults["vaeac"], "max_epochs": 20, "patience": 5}
 
 
 def test_the_shipped_long_version_config_is_valid():

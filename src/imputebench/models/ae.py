@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count, PositiveFloat
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import masked_log_lik
 from imputebench.nn.heads import TabularLikelihood
@@ -25,14 +26,14 @@ class AEConfig(TrainingConfig):
     # "All the re-implemented baselines use the same backbone architecture and the total
     # number of parameters same as (or more than) our method" (papers/001 D): 3 hidden
     # layers like VSAE's networks, 256 wide so that the count is at least VSAE's.
-    hidden_width: int = 256
-    hidden_layers: int = 3
+    hidden_width: Count = 256
+    hidden_layers: Count = 3
     # "The conditional log-likelihood term is computed by negating reconstruction loss function"
     # (papers/001 B.1): log p(x_i | z) = -(x_i - mu_i)^2 + const, a Gaussian of variance 1/2 on
     # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
     # to mean imputation, measured on yeast.)
-    gaussian_variance: float = 0.5
-    latent_per_feature: int = 20  # "same size of latent variables" as VSAE (20 per modality, papers/000 B.2)
+    gaussian_variance: PositiveFloat = 0.5
+    latent_per_feature: Count = 20  # "same size of latent variables" as VSAE (20 per modality, papers/000 B.2)
 
 
 @register_model("ae")

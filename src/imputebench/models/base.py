@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import lightning as L
@@ -39,6 +39,8 @@ import torch
 from imputebench.data.datamodule import IndexBatches, TableDataModule, ValidationBatches, dealt_chunk
 from imputebench.data.table import Table, ValidationSplit
 from imputebench.errors import DivergedError
+from imputebench.models.config_check import resolve_config
+from imputebench.models.config_types import Count, PixelLikelihood, PositiveFloat
 from imputebench.models.distributed import Distribution, rank_seed
 from imputebench.models.imputer import Imputer
 from imputebench.models.training import FitRecord, trainer_for
@@ -53,14 +55,14 @@ FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 class TrainingConfig:
     """Training fields every deep model shares (VSAE appendix B.3; long version appendix D)."""
 
-    lr: float = 1e-3  # Adam learning rate; per-family presets in configs/training.yaml
-    batch_size: int = 64  # not stated in the VSAE paper; the common choice of its baselines' code
-    max_epochs: int = 1000  # "find a best model in 1000 epochs"
-    patience: int = 100  # epochs without a better validation error before stopping (ours)
-    n_imputations: int = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
-    eval_rows: int = 16384  # rows x draws per forward pass when imputing (memory bound only)
+    lr: PositiveFloat = 1e-3  # Adam learning rate; per-family presets in configs/training.yaml
+    batch_size: Count = 64  # not stated in the VSAE paper; the common choice of its baselines' code
+    max_epochs: Count = 1000  # "find a best model in 1000 epochs"
+    patience: Count = 100  # epochs without a better validation error before stopping (ours)
+    n_imputations: Count = 10  # k draws pooled into the reported single imputation (VAEAC 5.1: 10)
+    eval_rows: Count = 16384  # rows x draws per forward pass when imputing (memory bound only)
     fill_last_batch: bool = False  # top a short last training batch up to batch_size (IndexBatches)
-    pixel_likelihood: str = "bernoulli"  # images only: "bernoulli" (cross-entropy) or "gaussian" (squared error)
+    pixel_likelihood: PixelLikelihood = "bernoulli"  # images only: "bernoulli" (cross-entropy) or "gaussian" (squared error)
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,6 @@ class Player:
         of about ten elementwise kernels per tensor, which took a fifth of a VAEAC step on one CPU thread."""
         fused = all(p.device.type in FUSED_ADAM_DEVICES for p in self.parameters)
         return torch.optim.Adam(self.parameters, lr=self.lr, betas=self.betas, fused=fused or None)
-
-
-def make_config(cls: type, overrides: dict) -> object:
-    """``cls()`` with ``overrides``; unknown names fail with the list of known ones."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown configuration {unknown}; known: {', '.join(sorted(known))}")
-    return replace(cls(), **overrides)
 
 
 class ImputerModule(L.LightningModule, Imputer):
@@ -106,7 +99,7 @@ class ImputerModule(L.LightningModule, Imputer):
     def __init__(self, seed: int = 0, **config: object) -> None:
         L.LightningModule.__init__(self)
         Imputer.__init__(self, seed)
-        self.cfg = make_config(self.Config, config)
+        self.cfg = self.Config(**resolve_config(type(self), config))  # checked: a clear error, not a late crash
         self.schema: FeatureSchema | None = None
         #: the epoch history and best epoch of the last :meth:`fit` (a user's own ``trainer.fit`` reads
         #: them from its callbacks and loggers)

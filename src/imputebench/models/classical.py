@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import BayesianRidge, LogisticRegression
 
 from imputebench.data.table import MaskedTable, ValidationSplit
+from imputebench.models.config_types import Count, PositiveFloat
 from imputebench.models.imputer import Imputer, merge_observed
 from imputebench.models.missingpy_compat import load_missforest
 from imputebench.models.registry import register_model
@@ -181,10 +182,10 @@ class MiceImputer(Imputer):
     def __init__(
         self,
         seed: int = 0,
-        max_iter: int = 10,
-        tol: float = 1e-3,
+        max_iter: Count = 10,
+        tol: PositiveFloat = 1e-3,
         sample_posterior: bool = True,
-        n_imputations: int = 10,
+        n_imputations: Count = 10,
     ) -> None:
         super().__init__(seed)
         if max_iter < 1 or n_imputations < 1:
@@ -352,7 +353,7 @@ class MissForestImputer(Imputer):
 
     not_on_images = "a random forest per pixel (1,568 for MNIST+MNIST) per iteration: not run on images"
 
-    def __init__(self, seed: int = 0, max_iter: int = 10, n_estimators: int = 100, n_jobs: int | None = -1) -> None:
+    def __init__(self, seed: int = 0, max_iter: Count = 10, n_estimators: Count = 100, n_jobs: int | None = -1) -> None:
         super().__init__(seed)
         self.max_iter = max_iter
         self.n_estimators = n_estimators

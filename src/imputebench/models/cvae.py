@@ -20,6 +20,7 @@ import torch
 
 from imputebench.models.ae import AEConfig
 from imputebench.models.base import ImputerModule
+from imputebench.models.config_types import Probability
 from imputebench.models.registry import register_model
 from imputebench.models.vae import VAE
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl_between, masked_log_lik, reparameterize
@@ -45,7 +46,7 @@ class CVAEDataConfig(AEConfig):
     # Probability that a modality (a table's feature) of a complete training row is hidden from the prior
     # network and the decoder. Not stated in the VSAE paper; 0.5 is the missing ratio
     # of every table it reports.
-    train_missing_rate: float = 0.5
+    train_missing_rate: Probability = 0.5
 
 
 @register_model("cvae_data")

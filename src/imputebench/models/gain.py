@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,7 @@ from torch import nn
 
 from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, Player, TrainingConfig
+from imputebench.models.config_types import Count, NonNegativeFloat, PositiveFloat, Probability
 from imputebench.models.registry import register_model
 from imputebench.nn.mlp import mlp
 from imputebench.nn.unit_range import MinMaxScaler, unit_outputs
@@ -75,15 +77,15 @@ CROSS_ENTROPY_WEIGHT, SQUARED_ERROR_WEIGHT = 0.2, 0.8
 class GAINConfig(TrainingConfig):
     """The authors' defaults (``main_letter_spam.py``; Adam at TensorFlow's default rate)."""
 
-    lr: float = 1e-3  # tf.train.AdamOptimizer() default, for both players
-    batch_size: int = 128  # --batch_size
-    hint_rate: float = 0.9  # --hint_rate: P(b = 1) in the hint h = b * m + 0.5 * (1 - b)
-    alpha: float = 100.0  # --alpha: weight of the reconstruction loss L_M in L_G
-    iterations: int = 10_000  # --iterations: one D and one G update each
-    noise_scale: float = 0.01  # z ~ U(0, noise_scale) at missing entries (uniform_sampler(0, 0.01))
-    categorical: str = "codes"  # "codes" (authors' code) or "one_hot" (VAEAC A.4, eq. 12)
-    max_epochs: int | None = None  # None: `iterations` expressed in epochs of the training table
-    patience: int | None = None  # None: max_epochs (every epoch trained, the best validation one kept)
+    lr: PositiveFloat = 1e-3  # tf.train.AdamOptimizer() default, for both players
+    batch_size: Count = 128  # --batch_size
+    hint_rate: Probability = 0.9  # --hint_rate: P(b = 1) in the hint h = b * m + 0.5 * (1 - b)
+    alpha: NonNegativeFloat = 100.0  # --alpha: weight of the reconstruction loss L_M in L_G
+    iterations: Count = 10_000  # --iterations: one D and one G update each
+    noise_scale: NonNegativeFloat = 0.01  # z ~ U(0, noise_scale) at missing entries (uniform_sampler(0, 0.01))
+    categorical: Literal["codes", "one_hot"] = "codes"  # "codes" (authors' code) or "one_hot" (VAEAC A.4, eq. 12)
+    max_epochs: Count | None = None  # None: `iterations` expressed in epochs of the training table
+    patience: Count | None = None  # None: max_epochs (every epoch trained, the best validation one kept)
     fill_last_batch: bool = True  # every step a full batch, as the authors' sampled batches
 
     def __post_init__(self) -> None:
@@ -273,9 +275,9 @@ class GAINVAEACConfig(GAINConfig):
     """VAEAC paper, appendix A.4: "alpha = 10 and a hint ... b ... Bernoulli ... with p = 0.01",
     one-hot categorical features with the mixed loss of eq. (12). The rest is the authors' GAIN."""
 
-    hint_rate: float = 0.01
-    alpha: float = 10.0
-    categorical: str = "one_hot"
+    hint_rate: Probability = 0.01
+    alpha: NonNegativeFloat = 10.0
+    categorical: Literal["codes", "one_hot"] = "one_hot"
 
 
 @register_model("gain_vaeac")

@@ -38,6 +38,7 @@ from torch import nn
 
 from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count, NonNegativeFloat, PositiveFloat
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl_between, masked_log_lik, reparameterize
 from imputebench.nn.hivae_likelihoods import HeterogeneousLikelihood
@@ -48,14 +49,14 @@ _INIT_STD = 0.05  # authors' kernel_initializer
 
 @dataclass(frozen=True)
 class HIVAEConfig(TrainingConfig):
-    batch_size: int = 100  # authors' script_HIVAE.sh
-    max_epochs: int = 200  # authors' script_HIVAE.sh
-    s_dim: int = 10  # dimension of the mixture component s (paper section 5)
-    z_dim: int = 10  # dimension of z (paper section 5)
-    y_dim: int = 5  # dimension of each y_d (paper section 5)
-    tau_start: float = 1.0  # Gumbel-softmax temperature at epoch 0 (authors' main_scripts.py)
-    tau_decay: float = 0.01  # temperature decrease per epoch (authors)
-    tau_min: float = 1e-3  # final temperature (authors)
+    batch_size: Count = 100  # authors' script_HIVAE.sh
+    max_epochs: Count = 200  # authors' script_HIVAE.sh
+    s_dim: Count = 10  # dimension of the mixture component s (paper section 5)
+    z_dim: Count = 10  # dimension of z (paper section 5)
+    y_dim: Count = 5  # dimension of each y_d (paper section 5)
+    tau_start: PositiveFloat = 1.0  # Gumbel-softmax temperature at epoch 0 (authors' main_scripts.py)
+    tau_decay: NonNegativeFloat = 0.01  # temperature decrease per epoch (authors)
+    tau_min: PositiveFloat = 1e-3  # final temperature (authors)
 
 
 def _linear(in_dim: int, out_dim: int) -> nn.Linear:

@@ -62,6 +62,7 @@ Choices of ours, stated:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +70,7 @@ from torch import nn
 
 from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, Player, TrainingConfig
+from imputebench.models.config_types import Count, NonNegativeFloat, PositiveFloat
 from imputebench.models.registry import register_model
 from imputebench.nn.adversarial import critic_loss
 from imputebench.nn.misgan_conv import ConvRowCritic, ConvRowGenerator, mnist_columns
@@ -89,19 +91,19 @@ GENERATORS = ("mask_generator", "data_generator", "imputer")
 class MisGANConfig(TrainingConfig):
     """The authors' ``mnist_misgan_impute.py`` defaults; alpha from the paper."""
 
-    lr: float = 1e-4  # lrate: data and mask generators and critics
-    imputer_lr: float = 2e-4  # imputer_lrate: the imputer and its critic
-    batch_size: int = 64  # --batch-size
-    max_epochs: int = 1000  # --epoch
-    patience: int | None = None  # None: every epoch trained, as the authors do (the best validation one kept)
-    latent_dim: int = 128  # --n-latent: size of z and eps
-    n_critic: int = 5  # --n-critic: critic updates per generator update
-    gp_weight: float = 10.0  # --gp-lambda: lambda of the gradient penalty
-    alpha: float = 0.2  # alpha, weight of L_x in G_m's objective (paper; the script's default is 0.1)
-    beta: float = 0.1  # --beta: weight of L_i in G_x's objective
+    lr: PositiveFloat = 1e-4  # lrate: data and mask generators and critics
+    imputer_lr: PositiveFloat = 2e-4  # imputer_lrate: the imputer and its critic
+    batch_size: Count = 64  # --batch-size
+    max_epochs: Count = 1000  # --epoch
+    patience: Count | None = None  # None: every epoch trained, as the authors do (the best validation one kept)
+    latent_dim: Count = 128  # --n-latent: size of z and eps
+    n_critic: Count = 5  # --n-critic: critic updates per generator update
+    gp_weight: NonNegativeFloat = 10.0  # --gp-lambda: lambda of the gradient penalty
+    alpha: NonNegativeFloat = 0.2  # alpha, weight of L_x in G_m's objective (paper; the script's default is 0.1)
+    beta: NonNegativeFloat = 0.1  # --beta: weight of L_i in G_x's objective
     tau: float = 0.0  # --tau: fill value of f_tau (0 for data in [0, 1])
-    imputer_width: int | None = None  # hidden width of the imputer; None: the encoded width D
-    image_networks: str = "conv"  # 28x28 images: "conv" (the authors' MNIST nets) or "fc"
+    imputer_width: Count | None = None  # hidden width of the imputer; None: the encoded width D
+    image_networks: Literal["conv", "fc"] = "conv"  # 28x28 images: "conv" (the authors' MNIST nets) or "fc"
     fill_last_batch: bool = True  # full critic batches (the authors drop the short last one)
 
     def __post_init__(self) -> None:

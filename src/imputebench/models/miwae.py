@@ -22,12 +22,14 @@ weights w_l, then draw x_m ~ p(x_m | z) (a draw, not the mean: proper multiple i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_log_prob, iwae_bound, masked_log_lik
 from imputebench.nn.heads import StudentTLikelihood, TabularLikelihood
@@ -41,19 +43,19 @@ LIKELIHOODS = ("student_t", "gaussian")
 class MIWAEConfig(TrainingConfig):
     """The paper's UCI setup: Adam 1e-3 and batches of 64 come from :class:`TrainingConfig`."""
 
-    hidden_width: int = 128  # "3 hidden layers of 128 hidden units" (encoder and decoder)
-    hidden_layers: int = 3  # with tanh activations
-    latent_dim: int | None = None  # d; None gives the paper's d = p - 1 (p = number of features)
+    hidden_width: Count = 128  # "3 hidden layers of 128 hidden units" (encoder and decoder)
+    hidden_layers: Count = 3  # with tanh activations
+    latent_dim: Count | None = None  # d; None gives the paper's d = p - 1 (p = number of features)
     # Observation model of the numeric features: Student's t (the paper's UCI choice;
     # scale softplus + 1e-3, degrees of freedom softplus + 3) or a Gaussian with learnt variance.
-    real_likelihood: str = "student_t"
-    n_importance_train: int = 20  # K, importance samples of the training bound
+    real_likelihood: Literal["student_t", "gaussian"] = "student_t"
+    n_importance_train: Count = 20  # K, importance samples of the training bound
     # L, importance samples per row for the SNIS single imputation and the particles of SIR
     # multiple imputation; the paper uses 10,000 (1,000 here: the estimate barely moves beyond).
-    n_importance_impute: int = 1000
+    n_importance_impute: Count = 1000
     # Importance samples of the SNIS imputation scored on the validation split every epoch
     # (model selection; ours, cheaper than n_importance_impute).
-    n_importance_validation: int = 100
+    n_importance_validation: Count = 100
 
 
 @register_model("miwae")

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count, NonNegativeInt, PositiveFloat
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, product_of_experts, reparameterize
 from imputebench.nn.heads import TabularLikelihood
@@ -63,26 +64,26 @@ from imputebench.schema import FeatureSchema
 class MVAEConfig(TrainingConfig):
     """Learning rate and epochs come from the family presets (VSAE B.3 / long D: "Adam for all models")."""
 
-    batch_size: int = 100  # appendix A: "a minibatch size of 100" (MNIST, CelebA); VSAE gives none
+    batch_size: Count = 100  # appendix A: "a minibatch size of 100" (MNIST, CelebA); VSAE gives none
     # z has latent_per_feature * M dimensions (M modalities; a table's features): VSAE's latent size,
     # 20 per modality (papers/000 B.2), which its baselines share ("same size of latent variables",
     # papers/001 D; long version: 2 for tables, 256 for images).
-    latent_per_feature: int = 20
+    latent_per_feature: Count = 20
     # Each expert q~(z | x_i) is VSAE's UCI unimodal encoder: "3-layer 64-dim MLPs ... followed by
     # Batch Normalization and Leaky ReLU" (papers/000 B.2), its output widened to 2 * dim z.
-    expert_width: int = 64
-    expert_layers: int = 3
-    image_width: int = 128  # an image's expert: VSAE long C.1, MNIST+MNIST "3-layer 128-dim MLPs" (no batch norm)
-    decoder_width: int = 128  # p(x | z): VSAE's UCI data decoder, Linear(dim z, 128) ... (papers/000 B.2)
-    decoder_layers: int = 3
+    expert_width: Count = 64
+    expert_layers: Count = 3
+    image_width: Count = 128  # an image's expert: VSAE long C.1, MNIST+MNIST "3-layer 128-dim MLPs" (no batch norm)
+    decoder_width: Count = 128  # p(x | z): VSAE's UCI data decoder, Linear(dim z, 128) ... (papers/000 B.2)
+    decoder_layers: Count = 3
     # log p(x_i | z) of a numeric feature is the negated squared error (VSAE's baselines, papers/001
     # B.1): a Gaussian of variance 1/2 on standardised data, as for AE / VAE / CVAE here.
-    gaussian_variance: float = 0.5
-    n_subsets: int = 1  # k of eq. (5); "we set k = 1" with many modalities (section 4, MVAE19)
+    gaussian_variance: PositiveFloat = 0.5
+    n_subsets: NonNegativeInt = 1  # k of eq. (5); "we set k = 1" with many modalities (section 4, MVAE19)
     # lambda_i of eq. (2) by modality name (a table's feature names); others get 1 ("In practice, lambda = 1",
     # section 2, and lambda_i = 1 for every modality in section 6).
     reconstruction_weights: Mapping[str, float] | None = None
-    annealing_epochs: int = 200  # appendix A: "We anneal beta from 0 to 1 linearly for the first 200 epochs"
+    annealing_epochs: NonNegativeInt = 200  # appendix A: "We anneal beta from 0 to 1 linearly for the first 200 epochs"
     quotient: bool = False  # MVAE-Q: product and quotient of experts, no prior expert (eq. 3, appendix C)
 
     def __post_init__(self) -> None:

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count, PositiveFloat, Probability
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import (
     clamp_logvar,
@@ -78,17 +79,17 @@ from imputebench.schema import FeatureSchema
 class VAEACConfig(TrainingConfig):
     """Defaults of the authors' tabular networks (``imputation_networks.py``) and the paper (4.3, A.2)."""
 
-    lr: float = 3e-4  # imputation_networks.py: Adam(parameters, lr=3e-4)
-    batch_size: int = 64  # imputation_networks.py: 'batch_size': 64
-    width: int = 256  # imputation_networks.py: width = 256
-    depth: int = 10  # imputation_networks.py: depth = 10 residual blocks per network (11 in the generator)
-    latent_dim: int = 64  # imputation_networks.py: latent_dim = 64 (z in R^d, section 4.2)
-    unobserved_rate: float = 0.2  # A.2: p(b_i | x) = 0.2 for non-missing x_i (MCARGenerator(0.2))
-    gaussian_variance: float = 1.0  # A.2: "fix sigma_theta = 1" (SetGaussianSigmasToOne)
-    sigma_mu: float = 1e4  # 4.3.2, eq. (8): N(mu_psi | 0, sigma_mu)
-    sigma_sigma: float = 1e-4  # 4.3.2, eq. (8): Gamma(sigma_psi | 2, sigma_sigma)
-    min_sigma: float = 1e-3  # VAEAC.py: normal_parse_params(params, 1e-3) for prior and proposal
-    validation_iwae_samples: int = 25  # impute.py: --validation_iwae_num_samples, default 25
+    lr: PositiveFloat = 3e-4  # imputation_networks.py: Adam(parameters, lr=3e-4)
+    batch_size: Count = 64  # imputation_networks.py: 'batch_size': 64
+    width: Count = 256  # imputation_networks.py: width = 256
+    depth: Count = 10  # imputation_networks.py: depth = 10 residual blocks per network (11 in the generator)
+    latent_dim: Count = 64  # imputation_networks.py: latent_dim = 64 (z in R^d, section 4.2)
+    unobserved_rate: Probability = 0.2  # A.2: p(b_i | x) = 0.2 for non-missing x_i (MCARGenerator(0.2))
+    gaussian_variance: PositiveFloat = 1.0  # A.2: "fix sigma_theta = 1" (SetGaussianSigmasToOne)
+    sigma_mu: PositiveFloat = 1e4  # 4.3.2, eq. (8): N(mu_psi | 0, sigma_mu)
+    sigma_sigma: PositiveFloat = 1e-4  # 4.3.2, eq. (8): Gamma(sigma_psi | 2, sigma_sigma)
+    min_sigma: PositiveFloat = 1e-3  # VAEAC.py: normal_parse_params(params, 1e-3) for prior and proposal
+    validation_iwae_samples: Count = 25  # impute.py: --validation_iwae_num_samples, default 25
     fill_last_batch: bool = True  # impute.py: extend_batch tops the last batch up to batch_size
 
 

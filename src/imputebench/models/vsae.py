@@ -28,10 +28,12 @@ Linear-LeakyReLU layout as every other network of the appendix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from imputebench.models.base import ImputerModule, TrainingConfig
+from imputebench.models.config_types import Count, NonNegativeInt, PositiveFloat
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, masked_log_lik, reparameterize
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
@@ -48,19 +50,19 @@ class VSAEConfig(TrainingConfig):
     # (papers/001 B.1): log p(x_i | z) = -(x_i - mu_i)^2 + const, a Gaussian of variance 1/2 on
     # standardised data. (Variance 1, the data's own, makes encoding worthless: the VAEs collapse
     # to mean imputation, measured on yeast.)
-    gaussian_variance: float = 0.5
-    latent_per_feature: int = 20  # per modality: B.2 "latent dimension as 20-dim for every modality" (long C.1: 2; images 256)
-    numeric_width: int = 64  # B.2 unimodal encoders for numerical data, 3 layers (long C.1: 16)
-    categorical_width: int = 64  # B.2 and long C.1: 3-layer 64-dim MLPs for categorical data
-    image_width: int = 128  # long C.1: MNIST+MNIST "3-layer 128-dim MLPs followed by Leaky ReLU" (no batch norm)
-    encoder_layers: int = 3  # "3-layer ... MLPs"
-    multimodal_width: int = 64  # B.2 "same structure as its unimodal encoder but with full-dimensional input"
-    mask_decoder_width: int = 64  # B.2 UCI mask decoder Linear(20*d, 64) ... (long C.2: 16)
-    data_decoder_width: int = 128  # B.2 UCI data decoder Linear(20*d, 128) ... (long C.2: 64)
-    decoder_layers: int = 3
-    warmup_epochs: int = 20  # B.3 "empirically we choose 20" epochs without the x_u term (long D: 100)
-    generated_samples: int = 1  # B.3 one generated x~_u per pass (long D: 100 samples)
-    missing_fill: str = "noise"  # B.2: standard normal noise for UCI tables, "zero" for images
+    gaussian_variance: PositiveFloat = 0.5
+    latent_per_feature: Count = 20  # per modality: B.2 "latent dimension as 20-dim for every modality" (long C.1: 2; images 256)
+    numeric_width: Count = 64  # B.2 unimodal encoders for numerical data, 3 layers (long C.1: 16)
+    categorical_width: Count = 64  # B.2 and long C.1: 3-layer 64-dim MLPs for categorical data
+    image_width: Count = 128  # long C.1: MNIST+MNIST "3-layer 128-dim MLPs followed by Leaky ReLU" (no batch norm)
+    encoder_layers: Count = 3  # "3-layer ... MLPs"
+    multimodal_width: Count = 64  # B.2 "same structure as its unimodal encoder but with full-dimensional input"
+    mask_decoder_width: Count = 64  # B.2 UCI mask decoder Linear(20*d, 64) ... (long C.2: 16)
+    data_decoder_width: Count = 128  # B.2 UCI data decoder Linear(20*d, 128) ... (long C.2: 64)
+    decoder_layers: Count = 3
+    warmup_epochs: NonNegativeInt = 20  # B.3 "empirically we choose 20" epochs without the x_u term (long D: 100)
+    generated_samples: Count = 1  # B.3 one generated x~_u per pass (long D: 100 samples)
+    missing_fill: Literal["noise", "zeros"] = "noise"  # B.2: standard normal noise for UCI tables, "zero" for images
 
 
 @register_model("vsae")
