@@ -14,9 +14,9 @@ import math
 
 import pytest
 import torch
+from helpers import Constant, correlated_dataset
 from torch import nn
 
-from helpers import Constant, correlated_dataset
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.table import MaskedTable
@@ -243,7 +243,7 @@ def test_defaults_are_the_authors_and_the_vaeac_papers():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("categorical", "onehot", "categorical must be one of"),
+    ("categorical", "onehot", "categorical = .onehot.: Input should be .codes. or .one_hot."),
     ("hint_rate", 1.5, "hint_rate"),
     ("alpha", -1.0, "alpha"),
     ("noise_scale", -0.1, "noise_scale"),

@@ -16,11 +16,11 @@ from pydantic import Field
 Count = Annotated[int, Field(ge=1)]
 #: an integer >= 0 (epochs of a warm-up or an annealing that may be absent)
 NonNegativeInt = Annotated[int, Field(ge=0)]
-#: a rate, a variance, a temperature: a float > 0
-PositiveFloat = Annotated[float, Field(gt=0)]
-#: a weight of a loss term or a noise scale: a float >= 0
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+#: a rate, a variance, a temperature: a finite float > 0
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: a weight of a loss term or a noise scale: a finite float >= 0
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 #: a probability: a float in [0, 1]
-Probability = Annotated[float, Field(ge=0, le=1)]
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 #: how image pixels are modelled: cross-entropy or squared error
 PixelLikelihood = Literal["bernoulli", "gaussian"]

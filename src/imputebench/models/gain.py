@@ -67,7 +67,6 @@ from imputebench.nn.mlp import mlp
 from imputebench.nn.unit_range import MinMaxScaler, unit_outputs
 from imputebench.schema import FeatureSchema
 
-CATEGORICAL = ("codes", "one_hot")
 #: eq. (12) of the VAEAC paper's A.4: weights of the cross-entropy and squared-error parts
 #: of a categorical feature's reconstruction loss
 CROSS_ENTROPY_WEIGHT, SQUARED_ERROR_WEIGHT = 0.2, 0.8
@@ -87,16 +86,6 @@ class GAINConfig(TrainingConfig):
     max_epochs: Count | None = None  # None: `iterations` expressed in epochs of the training table
     patience: Count | None = None  # None: max_epochs (every epoch trained, the best validation one kept)
     fill_last_batch: bool = True  # every step a full batch, as the authors' sampled batches
-
-    def __post_init__(self) -> None:
-        if self.categorical not in CATEGORICAL:
-            raise ValueError(f"categorical must be one of {CATEGORICAL}, got {self.categorical!r}")
-        if not 0.0 <= self.hint_rate <= 1.0:
-            raise ValueError(f"hint_rate is a probability in [0, 1], got {self.hint_rate}")
-        if self.alpha < 0 or self.noise_scale < 0:
-            raise ValueError(f"alpha and noise_scale must be >= 0, got {self.alpha} and {self.noise_scale}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
 
 
 def sample_hint(mask: torch.Tensor, hint_rate: float) -> torch.Tensor:

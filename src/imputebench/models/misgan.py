@@ -106,18 +106,6 @@ class MisGANConfig(TrainingConfig):
     image_networks: Literal["conv", "fc"] = "conv"  # 28x28 images: "conv" (the authors' MNIST nets) or "fc"
     fill_last_batch: bool = True  # full critic batches (the authors drop the short last one)
 
-    def __post_init__(self) -> None:
-        if self.n_critic < 1 or self.latent_dim < 1:
-            raise ValueError(f"n_critic and latent_dim must be >= 1, got {self.n_critic} and {self.latent_dim}")
-        if min(self.gp_weight, self.alpha, self.beta) < 0:
-            raise ValueError(f"gp_weight, alpha and beta must be >= 0, got {self.gp_weight}, {self.alpha}, {self.beta}")
-        if self.imputer_lr <= 0:
-            raise ValueError(f"imputer_lr must be > 0, got {self.imputer_lr}")
-        if self.imputer_width is not None and self.imputer_width < 1:
-            raise ValueError(f"imputer_width must be >= 1 or None, got {self.imputer_width}")
-        if self.image_networks not in ("conv", "fc"):
-            raise ValueError(f"image_networks must be 'conv' or 'fc', got {self.image_networks!r}")
-
 
 def mask_data(x: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:
     """The masking operator f_tau(x, m) = m * x + tau * (1 - m) (the authors' ``mask_data``); ``(b, D)`` each."""
