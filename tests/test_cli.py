@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from imputebench import cli
 from imputebench.cli import app
-from imputebench.models.distributed import STRATEGIES
 from imputebench.data.sources import get_spec, resolve_datasets
+from imputebench.models.distributed import STRATEGIES
 from imputebench.models.registry import get_model, is_classical, model_names
 from imputebench.runner.executors import EXECUTORS
 from imputebench.runner.store import ResultRow, ResultStore
@@ -48,7 +48,7 @@ def test_run_prints_a_leaderboard_and_resumes(store):
     second = invoke(*args)
     assert second.exit_code == 0 and "4 already stored, 0 ran ok" in second.output
     board = invoke("leaderboard", "--store", store, "--format", "csv")
-    assert board.exit_code == 0 and board.output.startswith("protocol,dataset,mechanism,ratio,model,metric")
+    assert board.exit_code == 0 and board.output.startswith("protocol,dataset,mechanism,ratio,model,label,metric")
 
 
 def test_run_without_arguments_is_the_quickstart_demonstration_and_says_so(monkeypatch, store):
@@ -98,9 +98,9 @@ def test_unknown_model_message_lists_every_model(store):
         assert name in result.output
 
 
-def test_missing_data_file_exits_1_naming_it(tmp_path, store):
+def test_missing_data_file_exits_2_naming_it_before_the_store_exists(tmp_path, store):
     result = invoke("run", "--models", "mean", "--datasets", "yeast", "--data-dir", str(tmp_path), "--store", store)
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and not Path(store).exists()
     assert "yeast.data" in "".join(result.output.split()) and "imputebench data fetch" in result.output  # path folded
 
 
@@ -118,7 +118,7 @@ def test_leaderboard_without_store_fails_clearly(tmp_path):
     assert result.exit_code == 1 and "no results store" in result.output
 
 
-def test_malformed_data_file_exits_1_naming_file_and_line(tmp_path, mirror_dir, store):
+def test_malformed_data_file_exits_2_naming_file_and_line(tmp_path, mirror_dir, store):
     folder = tmp_path / "glass"
     folder.mkdir()
     lines = (mirror_dir / "glass" / "glass.data").read_text().splitlines()
@@ -127,7 +127,7 @@ def test_malformed_data_file_exits_1_naming_file_and_line(tmp_path, mirror_dir, 
     args = ("--models", "mean", "--store", store)
     assert invoke("run", "--datasets", "iris", *args).exit_code == 0
     result = invoke("run", "--datasets", "glass", "--data-dir", str(tmp_path), *args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "glass.data" in message.replace(" ", "") and "line 17" in message  # Rich folds a path past 80 columns
     assert stored_rows(store) == 1

@@ -21,13 +21,13 @@ from collections import deque
 from pathlib import Path
 
 import pytest
-
 from helpers import correlated_dataset
-from imputebench.runner.executors import Job, LocalExecutor, RayExecutor
+
 from imputebench.runner.execute import run_sweep
+from imputebench.runner.executors import Job, LocalExecutor, RayExecutor
 from imputebench.runner.store import ResultRow, ResultStore
 from imputebench.runner.trials import Trial, expand
-from imputebench.runner.worker import TrialOptions
+from imputebench.runner.worker import TrialOptions, execute
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
@@ -127,6 +127,35 @@ def test_ray_rows_equal_local_rows_for_the_same_seeds(tmp_path):
         assert summary.ok == len(trials)
     columns = ["config_hash", "status", "metric.nrmse", "metric.pfc", "mask_hash", "hardware"]
     assert frames["ray"][columns].equals(frames["local"][columns])
+
+
+def train_until_heard(trial: Trial, attempt: int, dataset, options: TrialOptions, heard: Path) -> ResultRow:
+    """The trial, which then waits (in the worker) until the driver has heard of its last epoch: reports of
+    an attempt that has ended are dropped, and this one would end long before the driver polls."""
+    row = execute(trial, attempt, dataset, options)
+    deadline = time.monotonic() + RENDEZVOUS_LIMIT_S
+    while not heard.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return row
+
+
+def test_a_ray_trials_epochs_reach_on_epoch(tmp_path):
+    trial = Trial("vae", "toy", "mcar", 0.5, 0, "vsae", {"max_epochs": 3, "patience": 3})
+    heard = []
+
+    def on_epoch(job: Job, epoch: int, max_epochs: int) -> None:
+        heard.append((job, epoch, max_epochs))
+        if epoch == max_epochs:
+            (tmp_path / "heard").touch()
+
+    work = functools.partial(train_until_heard, heard=tmp_path / "heard")
+    executor = RayExecutor(TrialOptions(), DATA, cpus_per_trial=2, work=work)  # 2 CPUs: the CPU-only tests' workers
+    rows = [row for _, row in executor.run(deque([Job(trial, 1)]), lambda job: None, on_epoch)]
+    executor.close()
+    assert [row.status for row in rows] == ["ok"], [row.reason for row in rows]
+    assert {(job, max_epochs) for job, _, max_epochs in heard} == {(Job(trial, 1), 3)}
+    epochs = [epoch for _, epoch, _ in heard]  # a worker posts at most twice a second, and always the last epoch
+    assert epochs[0] == 1 and epochs[-1] == 3 and epochs == sorted(set(epochs))
 
 
 def test_the_driver_kills_a_trial_that_overstays_its_timeout(monkeypatch):

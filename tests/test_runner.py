@@ -3,12 +3,12 @@ import sqlite3
 
 import pytest
 import torch
-
 from helpers import correlated_dataset
+
 from imputebench.models import registry
 from imputebench.models.imputer import Imputer, merge_observed
 from imputebench.runner.execute import run_sweep
-from imputebench.runner.store import ResultStore, StoreError
+from imputebench.runner.store import APPLICATION_ID, SCHEMA_VERSION, ResultStore, StoreError
 from imputebench.runner.trials import Trial, expand
 
 DATA = {"toy": correlated_dataset(300)}
@@ -109,7 +109,7 @@ def test_failed_trials_are_retried_on_rerun(tmp_path, extra_models, monkeypatch)
 def test_a_file_that_is_not_a_store_fails_clearly(tmp_path):
     bogus = tmp_path / "r.sqlite"
     bogus.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a usable results store"):
+    with pytest.raises(StoreError, match="not an imputebench results store .not an SQLite database"):
         ResultStore(bogus)
     assert bogus.read_bytes().startswith(b"this is not sqlite")
 
@@ -131,7 +131,7 @@ def test_a_store_of_another_layout_is_refused_and_left_untouched(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE trials (key TEXT PRIMARY KEY, model TEXT)")
         db.execute("INSERT INTO trials VALUES ('abc', 'mean')")
-    with pytest.raises(StoreError, match="another version of imputebench"):
+    with pytest.raises(StoreError, match="not an imputebench results store .its trials table has columns key, model"):
         ResultStore(path)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT * FROM trials").fetchall() == [("abc", "mean")]
@@ -208,19 +208,69 @@ def test_a_timeout_that_is_not_positive_is_refused(bad):
         TrialOptions(timeout_s=bad)
 
 
-def test_a_store_from_before_attempts_is_upgraded_in_place_keeping_every_row(tmp_path):
-    from imputebench.runner.store import LEGACY_COLUMNS
+def legacy_store(path, version: int = 1, attempts: bool = False) -> None:
+    """A store as imputebench wrote it before stores were marked (schema 1: no attempt column; 2: attempts)."""
+    from imputebench.runner.store import LEGACY_ATTEMPT_COLUMNS, LEGACY_COLUMNS
 
-    path = tmp_path / "old.sqlite"
+    columns = LEGACY_COLUMNS[version]
     with sqlite3.connect(path) as db:
-        db.execute(f"CREATE TABLE trials ({', '.join(LEGACY_COLUMNS)}, PRIMARY KEY (config_hash))")
-        values = {c: None for c in LEGACY_COLUMNS} | dict(
+        db.execute(f"CREATE TABLE trials ({', '.join(columns)}, PRIMARY KEY (config_hash))")
+        values = {c: None for c in columns} | dict(
             config_hash="k1", model="mean", dataset="toy", mechanism="mcar", ratio=0.5, seed=0, protocol="vsae",
-            status="ok", metrics='{"nrmse": 0.9}')
-        db.execute(f"INSERT INTO trials VALUES ({', '.join('?' * len(LEGACY_COLUMNS))})", list(values.values()))
+            status="ok", metrics='{"nrmse": 0.9}', config="{}") | ({"attempt": 2} if version == 2 else {})
+        db.execute(f"INSERT INTO trials VALUES ({', '.join('?' * len(columns))})", list(values.values()))
+        if attempts:
+            db.execute(f"CREATE TABLE attempts ({', '.join(LEGACY_ATTEMPT_COLUMNS)}, PRIMARY KEY (config_hash, attempt))")
+            for attempt, status in ((1, "failed"), (2, "ok")):
+                row = {c: values.get(c) for c in LEGACY_ATTEMPT_COLUMNS} | {"attempt": attempt, "status": status}
+                db.execute(f"INSERT INTO attempts VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    db.close()
+
+
+def test_a_store_from_before_attempts_is_upgraded_in_place_keeping_every_row(tmp_path):
+    path = tmp_path / "old.sqlite"
+    legacy_store(path, version=1)
     with ResultStore(path) as store:
         frame = store.frame()
         assert frame[["config_hash", "status", "attempt"]].values.tolist() == [["k1", "ok", 1]]
         assert frame["metric.nrmse"].item() == 0.9
         assert store.attempts()[["config_hash", "attempt", "status"]].values.tolist() == [["k1", 1, "ok"]]
         assert store.finished_keys() == {"k1"}
+        # its data hash cannot be known: marked so, and its setting is never a verified row's
+        assert frame["data_status"].item() == "unknown" and frame["data_sha256"].isna().all()
+        assert json.loads(frame["identity"].item())["data"] == {"sha256": None, "status": "unknown"}
+        verified = Trial("mean", "toy", "mcar", 0.5, 0, "vsae", {}, {"sha256": "ab" * 32, "status": "verified"})
+        assert frame["setting"].item() != verified.setting
+
+
+def test_a_schema_2_store_is_migrated_with_its_attempt_history(tmp_path):
+    path = tmp_path / "old.sqlite"
+    legacy_store(path, version=2, attempts=True)
+    with ResultStore(path) as store:
+        attempts = store.attempts()
+        setting = store.frame()["setting"].item()
+    assert attempts[["attempt", "status"]].values.tolist() == [[1, "failed"], [2, "ok"]]
+    assert (attempts["setting"] == setting).all()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    from imputebench.runner import store as store_module
+
+    path = tmp_path / "old.sqlite"
+    legacy_store(path, version=2, attempts=True)
+
+    def broken(identity):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(store_module, "setting_of", broken)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        ResultStore(path)
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"trials", "attempts"}
+        assert db.execute("SELECT config_hash, status FROM trials").fetchall() == [("k1", "ok")]
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    db.close()

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 data_app = typer.Typer(add_completion=False, rich_markup_mode=None, help="Download and verify dataset files.")
 app.add_typer(data_app, name="data")
+store_app = typer.Typer(add_completion=False, rich_markup_mode=None, help="Look into a results store, and forget rows of it.")
+app.add_typer(store_app, name="store")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -44,6 +46,7 @@ QUICKSTART_MODELS = "mean,mice,vaeac,miwae"
 QUICKSTART_DATASETS = "quickstart"
 QUICKSTART_EPOCHS = 50
 PLOT_KINDS = ("images", "ratio-curve")
+FORMATS = ("md", "csv")
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="IMPUTEBENCH_DATA_DIR", help="Dataset folder (mirror layout). Default: per-user cache."),
@@ -84,13 +87,42 @@ def _split(text: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
-    """``3`` means seeds 0, 1, 2; ``4,7`` means exactly those seeds."""
-    values = [int(v) for v in _split(text)]
+    """``3`` means seeds 0, 1, 2; ``4,7`` means exactly those seeds (non-negative integers, each once)."""
+    parts = _split(text)
+    if not all(part.isdigit() for part in parts) or not parts:
+        bad = next((part for part in parts if not part.isdigit()), text)
+        raise ValueError(f"--seeds {text}: {bad!r} is not a non-negative integer; give a count >= 1 or a "
+                         "comma-separated list of seeds >= 0")
+    values = [int(v) for v in parts]
     if len(values) == 1 and "," not in text:
         if values[0] < 1:
             raise ValueError(f"--seeds {text}: give a count >= 1 or a comma-separated list")
         return list(range(values[0]))
+    if len(set(values)) != len(values):
+        raise ValueError(f"--seeds {text}: a seed is listed twice")
     return values
+
+
+def _ratios(text: str) -> list[float]:
+    """``--ratios``: missing ratios in (0, 1), comma-separated, each once."""
+    from imputebench.masks import validate_ratio
+
+    values = []
+    for part in _split(text):
+        try:
+            values.append(validate_ratio(float(part)))
+        except ValueError as err:
+            raise ValueError(f"--ratios {text}: {part!r}: {err}") from None
+    if not values:
+        raise ValueError(f"--ratios {text!r}: give at least one missing ratio in (0, 1)")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--ratios {text}: a ratio is listed twice")
+    return values
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
 def _device(accelerator: str) -> str:
@@ -108,8 +140,6 @@ def _device(accelerator: str) -> str:
 def _render(summary: pd.DataFrame, fmt: str, by: list[str] | None = None) -> str:
     from imputebench import leaderboard as lb
 
-    if fmt not in ("md", "csv"):
-        raise _fail(f"unknown format {fmt!r}; known: md, csv", 2)
     return lb.to_markdown(summary, by=by) if fmt == "md" else lb.to_csv(summary, by=by)
 
 
@@ -146,6 +176,9 @@ def run(
     wandb_entity: WandbEntity = None,
     wandb_mode: WandbMode = "online",
     verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
+    allow_modified_data: Annotated[bool, typer.Option(
+        "--allow-modified-data", help="Run on dataset files whose sha256 differs from the recorded one; their rows "
+                                      "carry the actual hash and are marked modified.")] = False,
     fmt: Format = "md",
 ) -> None:
     """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard.
@@ -156,21 +189,24 @@ def run(
     from imputebench.data.dataset import DatasetError
     from imputebench.data.protocols import get_protocol
     from imputebench.data.sources import load_dataset, resolve_datasets
-    from imputebench.masks import get_mechanism, validate_ratio
+    from imputebench.masks import get_mechanism
     from imputebench.models.distributed import Distribution
     from imputebench.models.registry import get_model, is_classical
     from imputebench.runner.presets import config_resolver, read_model_config
-    from imputebench.runner.store import ResultStore, StoreError
+    from imputebench.runner.store import ResultStore, StoreError, check_store
     from imputebench.runner.tracking import SweepTracker, TrackingError, WandbOptions
     from imputebench.runner.trials import expand
     from imputebench.runner.worker import TrialOptions, models_dir_for
 
+    # Everything is checked before the first trial, and before the store is created or changed: a bad value
+    # exits 2 naming it and where it came from.
     demonstration = models is None and datasets is None
     if demonstration:
         max_epochs, patience = max_epochs or QUICKSTART_EPOCHS, patience or QUICKSTART_EPOCHS
     models = QUICKSTART_MODELS if models is None else models
     datasets = QUICKSTART_DATASETS if datasets is None else datasets
     try:
+        _check_format(fmt)
         model_list = _split(models)
         for name in model_list:
             get_model(name)
@@ -181,7 +217,7 @@ def run(
         _check_resources(executor, accelerator, ray_address, cpus_per_trial, gpus_per_trial)
         device = _device(accelerator) if executor == "local" else "cpu"  # a Ray trial's device is the GPU Ray gives it
         dataset_list = resolve_datasets(datasets)
-        ratio_list, seed_list = [validate_ratio(float(r)) for r in _split(ratios)], _seeds(seeds)
+        ratio_list, seed_list = _ratios(ratios), _seeds(seeds)
         overrides = read_model_config(model_config) if model_config else {}
         distribution = Distribution(devices, strategy)
         for name in model_list:
@@ -189,16 +225,23 @@ def run(
                 get_model(name)().distribute(distribution)  # adversarial models refuse DDP
         wandb_options = WandbOptions(wandb_project, wandb_entity, wandb_mode) if wandb else None
         options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
-                               threads=max(1, int(cpus_per_trial)), distribution=distribution, wandb=wandb_options)
-    except (UnknownNameError, ValueError) as err:
+                               threads=max(1, int(cpus_per_trial)), distribution=distribution, wandb=wandb_options,
+                               allow_modified_data=allow_modified_data)
+        check_store(store)
+    except (UnknownNameError, ValueError, StoreError) as err:
         raise _fail(str(err), 2) from None
     try:
-        # Fail before any trial (and before opening the store) if a file is missing or malformed.
-        loaded = {name: load_dataset(name, data_dir) for name in dataset_list}
+        # Every file is read and verified against its sha256 before any trial.
+        loaded = {name: load_dataset(name, data_dir, allow_modified=allow_modified_data) for name in dataset_list}
         for data in loaded.values():
+            data.validate()  # all rows first: an entirely missing column is named, not reported as "no rows"
             data.complete_cases().validate()
     except DatasetError as err:
-        raise _fail(str(err), 1) from None
+        raise _fail(str(err), 2) from None
+    for name, data in loaded.items():
+        if data.provenance()["status"] == "modified":
+            err_console.print(f"[yellow]modified data:[/] {name} does not match its recorded sha256; its rows are marked "
+                              "modified (--allow-modified-data)", highlight=False)
     skip = frozenset(
         (model, name) for model in model_list for name, data in loaded.items()
         if data.schema.modalities and get_model(model).not_on_images
@@ -207,9 +250,11 @@ def run(
         names = ", ".join(name for m, name in sorted(skip) if m == model)
         err_console.print(f"[yellow]skipped[/] {model} on {names}: {get_model(model).not_on_images}", highlight=False)
     try:
-        config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides,
+        config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides, model_config,
                                      max_epochs=max_epochs, patience=patience)
-        trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for, skip)
+        provenance = {name: {k: v for k, v in data.provenance().items() if k != "files"} for name, data in loaded.items()}
+        trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for, skip,
+                        provenance)
     except ValueError as err:
         raise _fail(str(err), 2) from None
     if not trials:
@@ -218,7 +263,7 @@ def run(
         results = ResultStore(store)
         tracker = _Tracker(SweepTracker(wandb_options, store, data_dir), verbose) if wandb_options else None
     except StoreError as err:
-        raise _fail(str(err), 1) from None
+        raise _fail(str(err), 2) from None
     except TrackingError as err:
         raise _fail(str(err), 2) from None
     with results:
@@ -233,8 +278,10 @@ def run(
     if tracker is not None:
         tracker.sweep_finished(board, keys)
     retried = f", {summary.retried} retried" if summary.retried else ""
+    elsewhere = f", {summary.elsewhere} stored by another sweep meanwhile" if summary.elsewhere else ""
     err_console.print(
-        f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed{retried}; store {store}",
+        f"{summary.total} trials: {summary.skipped} already stored, {summary.ok} ran ok, {summary.failed} failed{retried}"
+        f"{elsewhere}; store {store}",
         highlight=False,
     )
     if summary.failed or (tracker is not None and tracker.error):
@@ -295,17 +342,26 @@ def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor
     except (RayNotInstalled, ValueError) as err:
         raise _fail(str(err), 2) from None
     finished = results.finished_keys()  # one query, not one per trial
-    stored = sum(t.key in finished for t in trials)
+    pending = [t for t in trials if t.key not in finished]
     try:
-        with SweepProgress(err_console, len(trials), stored, verbose) as progress:
+        with SweepProgress(err_console, len(trials), len(trials) - len(pending), verbose, pending) as progress:
 
             def ended(trial, row, retry) -> None:
                 progress.trial_ended(trial, row, retry)
                 if tracker is not None:
                     tracker.trial_finished(row)
 
+            waiting = [0]
+
+            def wait(count: int) -> None:  # said once per change, not at every poll
+                if count != waiting[0]:
+                    waiting[0] = count
+                    progress.note(f"waiting for {count} trials another sweep on this store is running "
+                                  "(taken over if its heartbeat stops)")
+
             return run_sweep(trials, results, executor=runner, max_retries=max_retries,
-                             on_trial_start=progress.trial_started, on_trial_end=ended)
+                             on_trial_start=progress.trial_started, on_trial_end=ended, on_epoch=progress.epoch_ended,
+                             on_wait=wait)
     except (KeyboardInterrupt, SweepInterrupted):
         raise _fail(f"interrupted; every finished trial is stored in {results.path}, rerun to resume", 130) from None
     finally:
@@ -344,7 +400,7 @@ def plot(
         raise _fail(str(err), 2) from None
     output = output or plot_dir_for(store)
     try:
-        with ResultStore(store) as results:
+        with ResultStore(store, readonly=True) as results:
             frame = results.frame()
         written = plot_store(frame, store, output, data_dir, _split(models or "") or None, _split(datasets or "") or None, columns)
     except (StoreError, DatasetError, UnknownNameError, ValueError) as err:
@@ -369,8 +425,8 @@ def _plot_ratio_curves(store: Path, output: Path) -> None:
     from imputebench.runner.store import ResultStore, StoreError
 
     try:
-        with ResultStore(store) as results:
-            figures = ratio_curves(lb.summarise(results.frame()))
+        with ResultStore(store, readonly=True) as results:
+            figures = ratio_curves(lb.summarise(results.frame(), attempts=results.attempts()))
     except StoreError as err:
         raise _fail(str(err), 1) from None
     if not figures:
@@ -383,30 +439,61 @@ def _plot_ratio_curves(store: Path, output: Path) -> None:
 def leaderboard(
     store: StorePath = DEFAULT_STORE,
     fmt: Format = "md",
-    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout (missing folders are created).")] = None,
     by: Annotated[str | None, typer.Option(
         help="Fields that run across the tables, comma-separated, from protocol, dataset, mechanism, ratio "
              "(e.g. mechanism,ratio); one table per remaining combination and metric.")] = None,
+    config: Annotated[str, typer.Option(
+        "--config", help="latest: each model's most recently run configuration per cell; all: every configuration "
+                         "as its own row, labelled by the fields in which it differs (vae (max_epochs=5)).")] = "latest",
 ) -> None:
-    """Leaderboard of every finished trial in the store, with each model's failed trials."""
+    """Leaderboard of every finished trial in the store, with each model's failed trials.
+
+    A mean is taken over the seeds of one configuration only: trials whose identity differs in anything but
+    the seed (model settings, data file, numerics version) are never averaged together.
+    """
     from imputebench import leaderboard as lb
     from imputebench.runner.store import ResultStore, StoreError
 
     try:
+        _check_format(fmt)
         fields = None if by is None else lb.check_by(_split(by))
+        if config not in lb.CONFIG_VIEWS:
+            raise ValueError(f"--config {config!r}: choose one of {', '.join(lb.CONFIG_VIEWS)}")
+        if output is not None:
+            _prepare_output(output)
     except ValueError as err:
-        raise _fail(f"--{err}", 2) from None
+        raise _fail(str(err) if str(err).startswith("--") else f"--{err}", 2) from None
     if not store.exists():
         raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
     try:
-        with ResultStore(store) as results:
-            text = _render(lb.summarise(results.frame(), attempts=results.attempts()), fmt, by=fields)
+        with ResultStore(store, readonly=True) as results:
+            summary = lb.summarise(results.frame(), attempts=results.attempts(), configs=config)
     except StoreError as err:
-        raise _fail(str(err), 1) from None
+        raise _fail(str(err), 2) from None
+    text = _render(summary, fmt, by=fields)
     if output is None:
         typer.echo(text)
-    else:
+        return
+    try:
         output.write_text(text)
+    except OSError as err:
+        raise _fail(f"--output {output}: cannot write the leaderboard there: {err.strerror or err}", 1) from None
+
+
+def _prepare_output(path: Path) -> None:
+    """Create ``path``'s missing folders, or say clearly why it cannot be written (a ValueError naming --output)."""
+    if path.is_dir():
+        raise ValueError(f"--output {path} is a folder: give a file name, e.g. {path / 'leaderboard.md'}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"--output {path}: {blocking} is a file, so no folder can be created there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--output {path}: cannot create the folder {path.parent}: {err.strerror or err}") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--output {path}: {path if path.exists() else path.parent} is not writable")
 
 
 @app.command("datasets")
@@ -464,6 +551,99 @@ def data_fetch(
     except (ChecksumError, DownloadError) as err:
         raise _fail(str(err), 1) from None
     console.print(f"{len(paths)} files verified in {target}")
+
+
+@store_app.command("show")
+def store_show(
+    key: Annotated[str | None, typer.Argument(help="A trial's key (or its first characters): show its full row.")] = None,
+    store: StorePath = DEFAULT_STORE,
+) -> None:
+    """Counts of the store's trials by status, model, dataset and configuration; or one trial's full row."""
+    import json
+
+    from imputebench.runner.store import ResultStore, StoreError
+
+    if not store.exists():
+        raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
+    try:
+        with ResultStore(store, readonly=True) as results:
+            if key is not None:
+                typer.echo(json.dumps(results.row(key), indent=2, sort_keys=True))
+                return
+            frame, audit = results.frame(), results.audit()
+    except StoreError as err:
+        raise _fail(str(err), 2) from None
+    except KeyError as err:
+        raise _fail(str(err.args[0]), 2) from None
+    console.print(f"{len(frame)} trials in {store}", highlight=False)
+    if frame.empty:
+        return
+    console.print(_counts_table("status", frame.groupby("status").size().to_frame("trials")))
+    for column in ("model", "dataset"):
+        console.print(_counts_table(column, _status_counts(frame, [column])))
+    configurations = _status_counts(frame, ["model", "dataset", "setting", "data_status", "numerics"])
+    latest = frame.groupby(["model", "dataset", "setting"])["finished_at"].max()
+    configurations = configurations.join(latest.rename("last run"), on=["model", "dataset", "setting"])
+    console.print(_counts_table("configuration (setting)", configurations))
+    console.print("Forget rows with `imputebench store forget --failed`, `--config SETTING`, `--model` or `--dataset`; "
+                  "`imputebench store show KEY` prints one trial's row.", highlight=False)
+    if not audit.empty:
+        console.print(_counts_table("forgotten", audit.set_index("at")))
+
+
+def _status_counts(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Trials per ``by`` combination: ``ok`` and ``not ok`` counts."""
+    counts = frame.assign(ok=frame["status"] == "ok").groupby(by, dropna=False)["ok"].agg(["sum", "size"])
+    return counts.assign(**{"not ok": counts["size"] - counts["sum"]}).rename(columns={"sum": "ok", "size": "trials"})
+
+
+def _counts_table(title: str, counts: pd.DataFrame) -> Table:
+    counts = counts.reset_index()
+    table = Table(*[Column(str(c), no_wrap=True) for c in counts.columns], title=title, title_justify="left")
+    for values in counts.itertuples(index=False):
+        table.add_row(*["–" if v is None or v != v else str(v) for v in values])
+    return table
+
+
+@store_app.command("forget")
+def store_forget(
+    store: StorePath = DEFAULT_STORE,
+    failed: Annotated[bool, typer.Option("--failed", help="Trials whose stored status is not ok (failed, diverged, timeout).")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="The trials of one configuration: its setting hash (6+ characters; see `store show`).")] = None,
+    model: Annotated[str | None, typer.Option(help="The trials of one model.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="The trials of one dataset.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove trials (and all their attempts) from the store; every forget is recorded in its audit table.
+
+    Criteria combine: --failed --model vae forgets vae's failed trials only.
+    """
+    import shlex
+    import sys
+
+    from imputebench.runner.store import ResultStore, Selection, StoreError
+
+    selection = Selection(failed=failed, setting=config, model=model, dataset=dataset)
+    try:
+        selection.where()
+    except ValueError as err:
+        raise _fail(str(err), 2) from None
+    if not store.exists():
+        raise _fail(f"no results store at {store}; nothing to forget", 1)
+    try:
+        with ResultStore(store) as results:
+            count = results.count(selection)
+            what = ", ".join(f"{k}={v}" for k, v in selection.describe().items())
+            if count == 0:
+                console.print(f"no stored trial matches {what}: nothing forgotten", highlight=False)
+                return
+            if not yes and not typer.confirm(f"Forget {count} trials ({what}) from {store}?", default=False):
+                raise _fail("nothing forgotten", 1)
+            command = shlex.join(["imputebench", *sys.argv[1:]])
+            trials, attempts = results.forget(selection, command)
+    except StoreError as err:
+        raise _fail(str(err), 2) from None
+    console.print(f"forgot {trials} trials and {attempts} attempts ({what}); recorded in the store's audit table", highlight=False)
 
 
 def main() -> None:

@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 
 from imputebench import plots
+from imputebench.data.dataset import Dataset, DatasetError
 from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
-from imputebench.runner.worker import models_dir_for
 from imputebench.runner.store import row_config
+from imputebench.runner.worker import models_dir_for
 
 KINDS = ("imputation", "multiple", "generation")
 
@@ -64,6 +65,14 @@ def draw_trial(model, data: PreparedData, paths: dict[str, Path], columns: int =
     return {kind: plots.save(figure, paths[kind]) for kind, figure in figures.items()}
 
 
+def _check_same_data(row: pd.Series, dataset: Dataset) -> None:
+    """Refuse to draw a trial's pictures from other data than it was trained on (its row's data sha256)."""
+    trained_on, now = row.get("data_sha256"), dataset.provenance()["sha256"]
+    if isinstance(trained_on, str) and trained_on != now:
+        raise DatasetError(f"trial {row['config_hash']} was trained on {row['dataset']} with sha256 {trained_on}, "
+                           f"but the file read now has sha256 {now}: restore that file to draw its pictures")
+
+
 def plot_store(
     frame: pd.DataFrame,
     store: Path,
@@ -81,7 +90,8 @@ def plot_store(
         cell = (row["dataset"], row["protocol"], row["mechanism"], float(row["ratio"]), int(row["seed"]))
         if cell not in prepared:
             if row["dataset"] not in loaded:
-                loaded[row["dataset"]] = load_dataset(row["dataset"], data_dir)
+                loaded[row["dataset"]] = load_dataset(row["dataset"], data_dir, allow_modified=row.get("data_status") == "modified")
+            _check_same_data(row, loaded[row["dataset"]])
             prepared = {cell: prepare(loaded[row["dataset"]], get_protocol(cell[1]), *cell[2:])}  # one cell at a time
         model = rebuild(row, weights, prepared[cell])
         with torch.no_grad():

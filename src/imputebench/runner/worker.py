@@ -26,12 +26,13 @@ from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.data.table import CompactTable
-from imputebench.evaluate import score
 from imputebench.errors import DivergedError
+from imputebench.evaluate import score
 from imputebench.models.base import ImputerModule
-from imputebench.models.training import lightning_output, trainer_for
 from imputebench.models.distributed import Distribution
 from imputebench.models.registry import get_model, is_classical
+from imputebench.models.training import lightning_output, trainer_for
+from imputebench.runner.epochs import epoch_reports
 from imputebench.runner.provenance import PeakMemory, git_commit, hardware, package_versions
 from imputebench.runner.store import ResultRow
 from imputebench.runner.trials import Trial
@@ -64,6 +65,8 @@ class TrialOptions:
     distribution: Distribution = Distribution()
     #: log each deep trial's epochs to its W&B run while it trains (``--wandb``); None: no W&B
     wandb: WandbOptions | None = None
+    #: load dataset files whose sha256 differs from the recorded one (``--allow-modified-data``)
+    allow_modified_data: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_s is not None and not self.timeout_s > 0:
@@ -105,8 +108,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 class DataCache:
     """Loads each dataset once and keeps the prepared data of the current cell."""
 
-    def __init__(self, data_dir: Path | None, device: str, datasets: Mapping[str, Dataset] | None = None) -> None:
-        self.data_dir, self.device = data_dir, device
+    def __init__(self, data_dir: Path | None, device: str, datasets: Mapping[str, Dataset] | None = None,
+                 allow_modified: bool = False) -> None:
+        self.data_dir, self.device, self.allow_modified = data_dir, device, allow_modified
         self._datasets: dict[str, Dataset] = dict(datasets or {})
         self._cell: tuple | None = None
         self._prepared: PreparedData | None = None
@@ -117,7 +121,7 @@ class DataCache:
 
     def dataset(self, name: str) -> Dataset:
         if name not in self._datasets:
-            self._datasets[name] = load_dataset(name, self.data_dir)
+            self._datasets[name] = load_dataset(name, self.data_dir, allow_modified=self.allow_modified)
         return self._datasets[name]
 
     def prepared(self, trial: Trial) -> PreparedData:
@@ -138,7 +142,7 @@ def cache_for(options: TrialOptions) -> DataCache:
     key = (options.sweep, options.data_dir, options.device)
     if key not in _caches:
         _caches.clear()  # one sweep per process at a time: drop the previous one's tensors
-        _caches[key] = DataCache(options.data_dir, options.device)
+        _caches[key] = DataCache(options.data_dir, options.device, allow_modified=options.allow_modified_data)
     return _caches[key]
 
 
@@ -266,7 +270,8 @@ def _fit(model: object, data: PreparedData, distribution: Distribution, trial: T
     A deep model trains the way a Lightning user trains it: the runner's ``Trainer``
     (:func:`~imputebench.models.training.trainer_for`: the selection callbacks, early stopping,
     the divergence check, the epoch history as a logger, and W&B's logger when asked) fitted on
-    the trial's DataModule. A classical baseline fits in one go.
+    the trial's DataModule, with :class:`~imputebench.runner.epochs.EpochReports` telling the
+    sweep's progress display of each epoch it finishes. A classical baseline fits in one go.
     """
     if not isinstance(model, ImputerModule):
         model.fit(data.train_complete if model.trained_on_complete_data else data.train, data.validation)
@@ -275,7 +280,9 @@ def _fit(model: object, data: PreparedData, distribution: Distribution, trial: T
     datamodule = PreparedDataModule(data)
     logger = _wandb_logger(trial, model, wandb)
     try:
-        record = trainer_for(model, datamodule, loggers=[logger] if logger is not None else []).fit(model, datamodule)
+        with epoch_reports(trial.key, distribution.distributed, keep=(TrialTimeout,)) as reports:
+            training = trainer_for(model, datamodule, loggers=[logger] if logger is not None else [], callbacks=[reports])
+            record = training.fit(model, datamodule)
     finally:
         if logger is not None:
             logger.experiment.finish()  # the driver adds the outcome to the run when the trial is stored
