@@ -62,6 +62,18 @@ def test_a_claim_is_exclusive_while_its_heartbeat_lives_and_taken_over_once_stal
         assert store.claim(key, "c") == "done"
 
 
+def test_an_attempt_computed_twice_is_counted_twice_and_never_overwritten(tmp_path):
+    """Two sweeps that computed attempt 1 of one trial (a stale claim taken over from a sweep that was only slow)
+    leave two attempts: the attempts table counts every computation; the trial keeps one row, its latest ok."""
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        store.write(ResultRow(trial(), "ok", None, metrics={"nrmse": 0.5}, attempt=1))
+        store.write(ResultRow(trial(), "ok", None, metrics={"nrmse": 0.7}, attempt=1))
+        attempts = store.attempts()
+        frame = store.frame()
+    assert attempts["attempt"].tolist() == [1, 2]
+    assert len(frame) == 1 and frame["metric.nrmse"].item() == 0.7 and frame["attempt"].item() == 2
+
+
 def test_the_queue_skips_live_claims_and_trials_another_sweep_stored(tmp_path):
     trials = [trial(seed) for seed in range(3)]
     with ResultStore(tmp_path / "s.sqlite") as store:

@@ -362,7 +362,9 @@ class ResultStore:
     # --- writing --------------------------------------------------------------------------------
     def write(self, row: ResultRow, owner: str | None = None) -> None:
         """Store one attempt: in the attempts history, and as the trial's row unless that row is already ``ok``;
-        the trial's claim by ``owner`` ends in the same transaction."""
+        the trial's claim by ``owner`` ends in the same transaction. An attempt is never overwritten: one whose
+        number is already stored (another sweep computed the same attempt) is kept under the next free number,
+        so the attempts table counts every computation."""
         trial = row.trial
         data = trial.identity["data"]
         fields = {**asdict(row), **asdict(trial), "config_hash": trial.key, "setting": trial.setting,
@@ -370,8 +372,10 @@ class ResultStore:
                   "data_status": data["status"], "numerics": trial.numerics}
         fields = {k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in fields.items()}
         with self._transaction() as db:  # both tables or neither
+            latest = db.execute("SELECT MAX(attempt) FROM attempts WHERE config_hash = ?", (trial.key,)).fetchone()[0]
+            fields["attempt"] = row.attempt if latest is None or latest < row.attempt else latest + 1
             db.execute(
-                f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+                f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
                 [fields[c] for c in ATTEMPT_COLUMNS],
             )
             db.execute(_UPSERT_TRIAL, [fields[c] for c in COLUMNS])
