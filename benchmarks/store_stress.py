@@ -44,6 +44,13 @@ def count(store: Path, sql: str, *args: object) -> int:
         return 0
 
 
+def summary_line(log: Path) -> str:
+    """The sweep's closing summary (its last paragraph, unwrapped), or a note that it has none."""
+    paragraphs = [p for p in log.read_text().split("\n\n") if p.strip()]
+    last = " ".join(paragraphs[-1].split()) if paragraphs else ""
+    return last if last.startswith(f"{TRIALS} trials:") else "(no summary: killed)"
+
+
 def start(command: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -60,6 +67,7 @@ def main() -> None:
     store = work / "stress.sqlite"
     command = [sys.executable, "-c", "from imputebench.cli import main; main()", "run", *SWEEP,
                "--max-epochs", str(args.max_epochs), "--data-dir", str(args.data_dir), "--store", str(store)]
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     began = time.perf_counter()
     sweeps = [start(command, work / f"sweep{i}.log") for i in range(args.sweeps)]
     while count(store, "SELECT COUNT(*) FROM trials") < TRIALS // 2:
@@ -100,8 +108,12 @@ def main() -> None:
         f"- stale claims are taken over after {STALE_AFTER_S:g} s without a heartbeat",
         f"- reproduce: `python benchmarks/store_stress.py --data-dir {args.data_dir} --max-epochs {args.max_epochs} "
         f"--out {args.out}`",
-        f"- commit {git_commit()}, {cpu_model()} ({os.cpu_count()} cores), started "
-        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}, wall {wall:.0f} s; logs in {work}",
+        f"- commit {git_commit()}, {cpu_model()} ({os.cpu_count()} cores), started {started_at}, wall {wall:.0f} s; "
+        f"logs in {work}",
+        "",
+        "What each sweep said at its end (the killed one says nothing):",
+        "",
+        *[f"- {log.stem}: {summary_line(log)}" for log in sorted(work.glob("*.log"))],
         "",
         "| measure | value |",
         "|---|---|",
