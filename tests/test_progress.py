@@ -68,17 +68,17 @@ def test_counts_follow_starts_ends_and_retries():
     console = terminal()
     a, b, c = (trial(seed=seed) for seed in range(3))
     progress = SweepProgress(console, total=4, stored=1, verbose=True)  # one trial of four already stored
-    assert counts(progress) == {"done": 0, "running": 0, "failed": 0, "remaining": 3, "bar": (0, 3)}
+    assert counts(progress) == {"done": 0, "running": 0, "failed": 0, "elsewhere": 0, "remaining": 3, "bar": (0, 3)}
     progress.trial_started(Job(a, 1))
     progress.trial_started(Job(b, 1))
-    assert counts(progress) | {"bar": None} == {"done": 0, "running": 2, "failed": 0, "remaining": 1, "bar": None}
+    assert counts(progress) | {"bar": None} == {"done": 0, "running": 2, "failed": 0, "elsewhere": 0, "remaining": 1, "bar": None}
     progress.trial_ended(a, ok(a), retry=False)
     progress.trial_ended(b, ResultRow(b, "timeout", "exceeded --trial-timeout 5 s", attempt=1), retry=True)
-    assert counts(progress) == {"done": 1, "running": 0, "failed": 0, "remaining": 2, "bar": (1, 3)}  # b is queued again
+    assert counts(progress) == {"done": 1, "running": 0, "failed": 0, "elsewhere": 0, "remaining": 2, "bar": (1, 3)}  # b is queued again
     progress.trial_started(Job(b, 2))
     progress.trial_ended(b, ResultRow(b, "failed", "RuntimeError: [boom]", attempt=2), retry=False)
     progress.trial_started(Job(c, 1))
-    assert counts(progress) == {"done": 1, "running": 1, "failed": 1, "remaining": 0, "bar": (2, 3)}
+    assert counts(progress) == {"done": 1, "running": 1, "failed": 1, "elsewhere": 0, "remaining": 0, "bar": (2, 3)}
     text = console.file.getvalue()
     assert "1 of 4 trials already stored: skipped; 3 to run" in text
     assert "timeout mean · toy · mcar 0.5 · seed 1 (attempt 1, retrying): exceeded --trial-timeout 5 s" in text
@@ -224,6 +224,24 @@ def test_plain_output_has_a_line_per_finished_trial_and_no_bar():
         "[2/2] failed mean · toy · mcar 0.5 · seed 1 (attempt 2, giving up): RuntimeError: boom",
         "waiting for 3 trials another sweep is running",
     ]  # long lines stay whole: no wrapping at the console's 80 columns, no bar, no escape codes
+
+
+def test_trials_another_sweep_stored_end_here_apart_and_leave_the_eta():
+    console, clock = plain(), FakeClock()
+    a, b, c = trial("vae"), trial("vae", seed=1), trial("mean", seed=2)
+    with SweepProgress(console, total=3, stored=0, pending=[a, b, c], clock=clock) as progress:
+        progress.trial_started(Job(a, 1))
+        clock.at += 10
+        progress.trial_ended(a, ok(a, wall=10.0), retry=False)
+        progress.trial_elsewhere(b, "ok")  # its 10 s are no longer ahead
+        assert counts(progress) == {"done": 1, "running": 0, "failed": 0, "elsewhere": 1, "remaining": 1, "bar": (2, 3)}
+        assert progress.eta.queued == {"vae": 0, "mean": 1} and progress.eta.remaining() == 10.0  # mean: all finished
+        clock.at += STATUS_EVERY_S
+        progress.trial_elsewhere(c, "failed")
+    lines = console.file.getvalue().splitlines()
+    assert lines[2:4] == ["[2/3] stored by another sweep (ok): vae · toy · mcar 0.5 · seed 1",
+                          "[3/3] stored by another sweep (failed): mean · toy · mcar 0.5 · seed 2"]
+    assert "0 failed · 2 by another sweep · 0 remaining" in lines[4]
 
 
 def test_plain_output_opens_with_the_count_even_when_nothing_is_stored():

@@ -97,9 +97,11 @@ def test_a_sweep_waits_for_the_trials_another_sweep_runs_then_counts_them_as_sto
         with ResultStore(path) as other:
             other.write(ResultRow(trials[0], "ok", None, metrics={"nrmse": 1.0}), owner="other")
 
+    elsewhere = []
     with ResultStore(path) as store:
-        summary = run_sweep(trials, store, datasets=DATA, on_wait=other_sweep_finishes)
-        assert (summary.ok, summary.elsewhere) == (1, 1) and waits == [1]
+        summary = run_sweep(trials, store, datasets=DATA, on_wait=other_sweep_finishes,
+                            on_elsewhere=lambda t, status: elsewhere.append((t, status)))
+        assert (summary.ok, summary.elsewhere) == (1, 1) and waits == [1] and elsewhere == [(trials[0], "ok")]
         assert len(store.attempts()) == 2 and store.live_claims({t.key for t in trials}, "anyone") == set()
 
 

@@ -361,6 +361,7 @@ def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor
 
             return run_sweep(trials, results, executor=runner, max_retries=max_retries,
                              on_trial_start=progress.trial_started, on_trial_end=ended, on_epoch=progress.epoch_ended,
+                             on_elsewhere=progress.trial_elsewhere,
                              on_wait=wait)
     except (KeyboardInterrupt, SweepInterrupted):
         raise _fail(f"interrupted; every finished trial is stored in {results.path}, rerun to resume", 130) from None

@@ -76,11 +76,18 @@ class ClaimingQueue:
     sweep attempted and stored as failed after this one started (its attempt numbers went past ``first``, this
     sweep's first attempt of each trial): that failure is this sweep's answer too."""
 
-    def __init__(self, jobs: Iterable[Job], store: ResultStore, owner: str, first: Mapping[str, int]) -> None:
+    def __init__(self, jobs: Iterable[Job], store: ResultStore, owner: str, first: Mapping[str, int],
+                 on_elsewhere: Callable[[Trial, str], None] | None = None) -> None:
         self._jobs, self.deferred = deque(jobs), deque()
         self.store, self.owner, self.first = store, owner, first
         self.elsewhere: dict[str, str] = {}  # key -> status stored by another sweep
+        self._on_elsewhere = on_elsewhere
         self._head: Job | None = None
+
+    def _stored_elsewhere(self, trial: Trial, status: str) -> None:
+        self.elsewhere[trial.key] = status
+        if self._on_elsewhere is not None:
+            self._on_elsewhere(trial, status)
 
     def _claim_next(self) -> Job | None:
         while self._head is None and self._jobs:
@@ -89,13 +96,13 @@ class ClaimingQueue:
             if job.attempt == self.first[key]:
                 status = self.store.attempted_since(key, job.attempt)
                 if status is not None:
-                    self.elsewhere[key] = status
+                    self._stored_elsewhere(job.trial, status)
                     continue
             state = self.store.claim(key, self.owner)
             if state == "claimed":
                 self._head = job
             elif state == "done":
-                self.elsewhere[key] = "ok"
+                self._stored_elsewhere(job.trial, "ok")
             else:
                 self.deferred.append(job)
         return self._head
@@ -159,6 +166,7 @@ def run_sweep(
     wandb: WandbOptions | None = None,
     on_epoch: EpochCallback | None = None,
     on_wait: Callable[[int], None] | None = None,
+    on_elsewhere: Callable[[Trial, str], None] | None = None,
 ) -> SweepSummary:
     """Run every trial not yet stored with status ``ok``; each attempt is committed when it ends.
 
@@ -172,6 +180,7 @@ def run_sweep(
     Several sweeps may share a store: each claims a trial before running it (the driver claims for Ray's
     workers), so no trial is computed twice; when only trials another sweep is running remain, this one waits
     for them (``on_wait(n)`` says how many), and takes over those whose claim goes stale (that sweep was killed).
+    ``on_elsewhere(trial, status)`` hears of each trial another sweep stored meanwhile (it will not run here).
     """
     if max_retries < 0:
         raise ValueError(f"--max-retries must be >= 0, got {max_retries}")
@@ -183,7 +192,7 @@ def run_sweep(
         executor = LocalExecutor(TrialOptions(data_dir, device, models_dir, wandb=wandb), datasets)
     first = {t.key: made.get(t.key, 0) + 1 for t in pending}  # attempt numbers go on from earlier sweeps
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    queue = ClaimingQueue((Job(t, first[t.key]) for t in pending), store, owner, first)
+    queue = ClaimingQueue((Job(t, first[t.key]) for t in pending), store, owner, first, on_elsewhere)
     with interruptible(), heartbeat(store, owner):
         while True:
             for job, row in executor.run(queue, on_trial_start or (lambda job: None), on_epoch):

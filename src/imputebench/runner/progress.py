@@ -110,10 +110,14 @@ class EtaEstimator:
 
     def started(self, key: Hashable, model: str) -> None:
         """Attempt ``key`` of a ``model`` trial started now."""
-        taken = model if self.queued[model] > 0 else ANY_MODEL
-        self.queued[taken] = max(0, self.queued[taken] - 1)
+        self.dropped(model)
         self.running[key] = RunningTrial(model, self.clock())
         self.peak = max(self.peak, len(self.running))
+
+    def dropped(self, model: str) -> None:
+        """A queued ``model`` trial will not run (another sweep on the store ran it)."""
+        taken = model if self.queued[model] > 0 else ANY_MODEL
+        self.queued[taken] = max(0, self.queued[taken] - 1)
 
     def epoch(self, key: Hashable, epoch: int, max_epochs: int) -> None:
         """Attempt ``key`` finished ``epoch`` of at most ``max_epochs``."""
@@ -208,7 +212,8 @@ class _BarAndTrials(Progress):
 
 class SweepProgress:
     """Callbacks for :func:`imputebench.runner.execute.run_sweep` (``on_trial_start``, ``on_trial_end``,
-    ``on_epoch``) that drive the display; use as a context manager.
+    ``on_epoch``, ``on_elsewhere``) that drive the display; use as a context manager. A trial another sweep on
+    the store ran meanwhile counts as ended here (the bar reaches its end) and is shown apart.
 
     ``pending``, the trials this command will run, lets the ETA tell models apart. ``verbose`` gives
     every finished attempt a line on a terminal too; failures always get one. ``clock`` is for tests.
@@ -222,7 +227,7 @@ class SweepProgress:
         self.live = console.is_terminal
         self.pending, self.stored = total - stored, stored
         self.running: dict[tuple[str, int], Job] = {}  # in the order they started
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.elsewhere = 0
         models = [t.model for t in pending] if pending is not None else [ANY_MODEL] * self.pending
         self.eta = EtaEstimator(models, clock)
         self._lock = threading.Lock()  # the bar's refresh thread reads what the callbacks change
@@ -241,10 +246,13 @@ class SweepProgress:
         return f"{self.stored} of {total} trials already stored: skipped; {self.pending} to run"
 
     def counts(self) -> dict[str, int]:
-        """Trials done (ok), running, failed (for good) and remaining (not started, retries included)."""
-        ended = self.ok + self.failed
-        return {"done": self.ok, "running": len(self.running), "failed": self.failed,
-                "remaining": self.pending - ended - len(self.running)}
+        """Trials done (ok), running, failed (for good), stored by another sweep, and remaining (not started,
+        retries included)."""
+        return {"done": self.ok, "running": len(self.running), "failed": self.failed, "elsewhere": self.elsewhere,
+                "remaining": self.pending - self._ended() - len(self.running)}
+
+    def _ended(self) -> int:
+        return self.ok + self.failed + self.elsewhere
 
     def __enter__(self) -> SweepProgress:
         if self.live:
@@ -276,7 +284,17 @@ class SweepProgress:
                 self.failed += row.status != "ok"
         line = self._ended_line(trial, row, retry, elapsed)
         if line is not None:
-            self._print(line if self.live else f"{escape(f'[{self.ok + self.failed}/{self.pending}]')} {line}")
+            self._print(line if self.live else f"{escape(f'[{self._ended()}/{self.pending}]')} {line}")
+        self._refresh()
+
+    def trial_elsewhere(self, trial: Trial, status: str) -> None:
+        """``on_elsewhere``: another sweep on the store stored ``trial`` (with ``status``); it will not run here."""
+        with self._lock:
+            self.elsewhere += 1
+            self.eta.dropped(trial.model)
+        if self.verbose or not self.live:
+            line = f"stored by another sweep ({escape(status)}): {escape(describe(trial))}"
+            self._print(line if self.live else f"{escape(f'[{self._ended()}/{self.pending}]')} {line}")
         self._refresh()
 
     def note(self, text: str) -> None:
@@ -319,7 +337,7 @@ class SweepProgress:
 
     def _refresh(self) -> None:
         """The bar's counts on a terminal; elsewhere a status line if the last is old enough."""
-        self.progress.update(self.task, completed=self.ok + self.failed, **self.counts())
+        self.progress.update(self.task, completed=self._ended(), **self.counts())
         if not self.live and self.clock() - self._last_status >= STATUS_EVERY_S:
             self._last_status = self.clock()
             self._print(self.status_line(), markup=False)
@@ -328,7 +346,8 @@ class SweepProgress:
         """The time since the display began, counts, ETA and running trials, on one line (plain text)."""
         counts = self.counts()
         text = (f"status at {clock_time(self.clock() - self._started)}: {counts['done']} done · "
-                f"{counts['running']} running · {counts['failed']} failed · {counts['remaining']} remaining · "
-                f"{eta_text(self._remaining())}")
+                f"{counts['running']} running · {counts['failed']} failed · "
+                + (f"{counts['elsewhere']} by another sweep · " if counts["elsewhere"] else "")
+                + f"{counts['remaining']} remaining · {eta_text(self._remaining())}")
         running = self._running_lines()
         return text + (f" · running: {'; '.join(running)}" if running else "")
