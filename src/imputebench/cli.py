@@ -47,6 +47,8 @@ QUICKSTART_DATASETS = "quickstart"
 QUICKSTART_EPOCHS = 50
 PLOT_KINDS = ("images", "ratio-curve")
 FORMATS = ("md", "csv")
+#: the width of `store show`'s tables when the output is a file or a pipe (a terminal's own width otherwise)
+SHOW_WIDTH = 160
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="IMPUTEBENCH_DATA_DIR", help="Dataset folder (mirror layout). Default: per-user cache."),
@@ -563,6 +565,7 @@ def store_show(
     import json
 
     from imputebench.runner.store import ResultStore, StoreError
+    from imputebench.runner.store_report import configurations, status_counts
 
     if not store.exists():
         raise _fail(f"no results store at {store}; run `imputebench run` first", 1)
@@ -571,36 +574,31 @@ def store_show(
             if key is not None:
                 typer.echo(json.dumps(results.row(key), indent=2, sort_keys=True))
                 return
-            frame, audit = results.frame(), results.audit()
+            frame, attempts, audit = results.frame(), results.attempts(), results.audit()
     except StoreError as err:
         raise _fail(str(err), 2) from None
     except KeyError as err:
         raise _fail(str(err.args[0]), 2) from None
-    console.print(f"{len(frame)} trials in {store}", highlight=False)
+    out = console if console.is_terminal else Console(width=SHOW_WIDTH)  # a file or pipe: whole lines, no cut cells
+    out.print(f"{len(frame)} trials in {store}", highlight=False)
     if frame.empty:
         return
-    console.print(_counts_table("status", frame.groupby("status").size().to_frame("trials")))
+    out.print(_counts_table("status", frame.groupby("status").size().to_frame("trials")))
     for column in ("model", "dataset"):
-        console.print(_counts_table(column, _status_counts(frame, [column])))
-    configurations = _status_counts(frame, ["model", "dataset", "setting", "data_status", "numerics"])
-    latest = frame.groupby(["model", "dataset", "setting"])["finished_at"].max()
-    configurations = configurations.join(latest.rename("last run"), on=["model", "dataset", "setting"])
-    console.print(_counts_table("configuration (setting)", configurations))
-    console.print("Forget rows with `imputebench store forget --failed`, `--config SETTING`, `--model` or `--dataset`; "
-                  "`imputebench store show KEY` prints one trial's row.", highlight=False)
+        out.print(_counts_table(column, status_counts(frame, [column])))
+    out.print(_counts_table("configurations (settings: a trial's identity without its seed), latest first",
+                            configurations(frame, attempts).set_index("setting"), fold=("label",)))
+    out.print("Forget rows with `imputebench store forget --failed`, `--config SETTING`, `--model` or `--dataset`; "
+              "`imputebench store show KEY` prints one trial's row.", highlight=False)
     if not audit.empty:
-        console.print(_counts_table("forgotten", audit.set_index("at")))
+        out.print(_counts_table("forgotten", audit.set_index("at"), fold=("selection", "command")))
 
 
-def _status_counts(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Trials per ``by`` combination: ``ok`` and ``not ok`` counts."""
-    counts = frame.assign(ok=frame["status"] == "ok").groupby(by, dropna=False)["ok"].agg(["sum", "size"])
-    return counts.assign(**{"not ok": counts["size"] - counts["sum"]}).rename(columns={"sum": "ok", "size": "trials"})
-
-
-def _counts_table(title: str, counts: pd.DataFrame) -> Table:
+def _counts_table(title: str, counts: pd.DataFrame, fold: tuple[str, ...] = ()) -> Table:
+    """``counts`` (its index first) as a table; the ``fold`` columns wrap, the others are kept whole."""
     counts = counts.reset_index()
-    table = Table(*[Column(str(c), no_wrap=True) for c in counts.columns], title=title, title_justify="left")
+    columns = [Column(str(c), no_wrap=c not in fold, overflow="fold") for c in counts.columns]
+    table = Table(*columns, title=title, title_justify="left")
     for values in counts.itertuples(index=False):
         table.add_row(*["–" if v is None or v != v else str(v) for v in values])
     return table
