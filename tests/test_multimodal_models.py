@@ -63,7 +63,7 @@ def test_hidden_modalities_cannot_leak(name, digits):
     assert torch.equal(model.impute(test), model.impute(scrambled))
 
 
-@pytest.mark.parametrize("name", ["vsae", "mvae"])
+@pytest.mark.parametrize("name", ["vsae", "mvae", "mopoe"])
 def test_image_models_are_seeded(name, digits):
     first, second = fitted(name, digits, seed=3), fitted(name, digits, seed=3)
     assert torch.equal(first.impute(digits.test), second.impute(digits.test))

@@ -47,6 +47,8 @@ MODELS: dict[str, ModelCard] = {
                             "Stekhoven & Bühlmann 2012 (Bioinformatics)"),
     "miwae": ModelCard("Importance-weighted autoencoder on the observed entries; SNIS single and SIR multiple imputation.",
                        "Mattei & Frellsen 2019, MIWAE (ICML)"),
+    "mopoe": ModelCard("Mixture of products of experts over the subsets of the observed modalities (generalized multimodal ELBO).",
+                       "Sutter, Daunhawer & Vogt 2021, MoPoE-VAE (ICLR); the mrVAE paper's baseline (papers/003)"),
     "mvae": ModelCard("Product-of-experts VAE trained on the sub-sampled ELBO of eq. (5); MVAE-Q behind ``quotient``.",
                       "Wu & Goodman 2018, MVAE (papers/004); VSAE baseline (papers/000 Table 1)"),
     "vae": ModelCard("Variational autoencoder on zero-filled data without the mask; ELBO on observed entries.",
