@@ -28,10 +28,9 @@ from imputebench.nn.elbo import (
 )
 from imputebench.nn.heads import TabularLikelihood, bernoulli_log_prob
 from imputebench.nn.layout import SchemaLayout, masked_log_softmax, take_columns
-from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, PerModalityMLP, grouped_mlp, mlp
+from imputebench.nn.mlp import GroupedBatchNorm, GroupedLinear, PerModalityDecoder, PerModalityMLP, grouped_mlp, mlp
 from imputebench.schema import Feature, FeatureSchema
 from imputebench.selection import SelectionError
-
 
 #: numeric, 2-category, numeric, 5-category, 3-category ordinal, numeric
 SCHEMA = FeatureSchema((
@@ -406,6 +405,19 @@ def test_per_feature_mlp_runs_each_features_network_on_its_own_columns():
     torch.testing.assert_close(out[:, NUMERIC], numeric)
     widths = [m.weight.shape[1] for m in net.categorical if isinstance(m, GroupedLinear)]
     assert widths == [max(SCHEMA.widths), 5]  # one-hot blocks padded to the widest
+
+
+def test_per_modality_decoder_writes_each_modalitys_columns_from_its_own_input_only():
+    torch.manual_seed(0)
+    layout = SchemaLayout(SCHEMA)
+    net = PerModalityDecoder(layout, 4, [6]).eval()
+    inputs = torch.randn(5, len(SCHEMA), 4, requires_grad=True)  # (b, M, in)
+    out = net(inputs)
+    assert out.shape == (5, SCHEMA.encoded_dim)
+    for j, cols in enumerate(SCHEMA.slices):
+        (grad,) = torch.autograd.grad(out[:, cols].sum(), inputs, retain_graph=True)
+        assert (grad[:, j] != 0).any() and (torch.cat([grad[:, :j], grad[:, j + 1:]], 1) == 0).all(), SCHEMA.features[j].name
+    assert net.width == max(SCHEMA.widths)  # outputs padded to the widest modality
 
 
 def test_mlp_layout():

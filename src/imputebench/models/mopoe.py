@@ -26,8 +26,9 @@ Choices of ours, stated:
 * No prior expert in a subset's product (the paper's definition of q~); the authors' code adds
   one behind a flag. A row with nothing observed has the prior as its posterior.
 * ``beta`` weighs the KL term (1: the bound itself); the authors' PolyMNIST runs used beta = 2.5.
-* Networks as this project's MVAE (papers/004 via the VSAE baselines): an MLP expert per modality,
-  one decoder trunk with a head per feature; the mrVAE comparison shares them (its appendix E.3).
+* Networks: an MLP encoder and an MLP decoder per modality, the ones mrVAE uses
+  (:mod:`imputebench.models.modality_networks`; papers/003 appendix E.3: the same architectures,
+  capacities and latent sizes for both); ``latent_dim`` is the size of z.
 """
 
 from __future__ import annotations
@@ -36,12 +37,11 @@ from dataclasses import dataclass
 
 import torch
 
-from imputebench.models.base import ImputerModule, TrainingConfig
-from imputebench.models.config_types import Count, NonNegativeFloat, PositiveFloat
+from imputebench.models.base import ImputerModule
+from imputebench.models.config_types import Count, NonNegativeFloat
+from imputebench.models.modality_networks import ModalityNetworksConfig, modality_networks
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, product_of_experts, reparameterize
-from imputebench.nn.heads import TabularLikelihood
-from imputebench.nn.mlp import PerModalityMLP, mlp
 from imputebench.nn.subsets import available_subsets, nonempty_subsets
 from imputebench.schema import FeatureSchema
 
@@ -50,17 +50,9 @@ _EXACT_BITS = 52
 
 
 @dataclass(frozen=True)
-class MoPoEConfig(TrainingConfig):
-    """Sizes as this project's MVAE, so that the two product-of-experts models compare like for like."""
+class MoPoEConfig(ModalityNetworksConfig):
+    """The networks mrVAE shares (:mod:`imputebench.models.modality_networks`), and the objective's settings."""
 
-    batch_size: Count = 100
-    latent_per_feature: Count = 20  # dim z = latent_per_feature * M, as MVAE (VSAE's 20 per modality)
-    expert_width: Count = 64
-    expert_layers: Count = 3
-    image_width: Count = 128
-    decoder_width: Count = 128
-    decoder_layers: Count = 3
-    gaussian_variance: PositiveFloat = 0.5  # numeric features: a Gaussian of variance 1/2 on standardised data
     beta: NonNegativeFloat = 1.0  # weight of the (mixture) KL term
     enumerate_up_to: Count = 63  # every non-empty subset when 2^M - 1 is at most this
     n_subsets: Count = 16  # otherwise: subsets drawn per row and step
@@ -92,13 +84,9 @@ class MoPoE(ImputerModule):
     Config = MoPoEConfig
 
     def build(self, schema: FeatureSchema) -> None:
-        cfg, n_mod = self.cfg, self.layout.n_modalities
-        self.likelihood = TabularLikelihood(schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
-        self.latent_dim = cfg.latent_per_feature * n_mod
-        hidden = [cfg.expert_width] * cfg.expert_layers
-        self.experts = PerModalityMLP(self.layout, hidden, hidden, 2 * self.latent_dim, [cfg.image_width] * cfg.expert_layers)
-        self.decoder = mlp(self.latent_dim, [cfg.decoder_width] * cfg.decoder_layers, self.likelihood.param_dim)
-        enumerated = 2**n_mod - 1 <= cfg.enumerate_up_to
+        n_mod = self.layout.n_modalities
+        self.likelihood, self.experts, self.decoders = modality_networks(self.layout, self.cfg)
+        enumerated = 2**n_mod - 1 <= self.cfg.enumerate_up_to
         self.register_buffer("all_subsets", nonempty_subsets(n_mod) if enumerated else None, persistent=False)
 
     # --- inference ------------------------------------------------------------------------------
@@ -127,8 +115,8 @@ class MoPoE(ImputerModule):
         return subsets, weights / weights.sum(0).clamp_min(1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder parameters ``(b, P)`` for latents ``(b, k)``."""
-        return self.decoder(z)
+        """Likelihood parameters ``(b, P)`` for latents ``(b, k)``: every modality's decoder p(x_j | z) reads z."""
+        return self.decoders(z.unsqueeze(1).expand(-1, self.layout.n_modalities, -1))
 
     # --- objective: the generalized multimodal ELBO ---------------------------------------------------
     def loss(self, x: torch.Tensor, observed: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -148,3 +148,27 @@ class PerModalityMLP(nn.Module):
             pixels = take_columns(x, getattr(self, f"image_columns_{k}"))  # (b, G, width)
             out.index_copy_(1, getattr(self, f"image_modalities_{k}"), network(pixels))
         return out
+
+
+class PerModalityDecoder(nn.Module):
+    """One MLP of the :func:`mlp` layout per modality, each from its own input: ``(b, M, in) -> (b, D)``.
+
+    The per-modality likelihoods p(x_j | .) of the multimodal VAEs that decode each modality on its own
+    (MoPoE-VAE, Sutter et al. 2021; mrVAE, papers/003 eq. 26, where x_j sees only the subspaces it shares).
+    The output is the parameters of :class:`~imputebench.nn.heads.TabularLikelihood` (without a learnt scale)
+    in encoded-column order: modality j's network writes its own encoded columns (a numeric feature's mean, a
+    categorical's logits, an image's pixels). The ``M`` networks are one :func:`grouped_mlp` whose outputs are
+    padded to the widest modality, so they cost one batched matmul per layer.
+    """
+
+    def __init__(self, layout: SchemaLayout, in_dim: int, hidden: Sequence[int], batch_norm: bool = True) -> None:
+        super().__init__()
+        widths = torch.bincount(layout.column_modality, minlength=layout.n_modalities)  # (M,) encoded columns each
+        self.width = int(widths.max())
+        self.network = grouped_mlp(layout.n_modalities, in_dim, hidden, self.width, batch_norm)
+        slot = torch.arange(layout.encoded_dim) - layout.modality_first_col[layout.column_modality]  # (D,)
+        self.register_buffer("source", layout.column_modality * self.width + slot, persistent=False)  # (D,)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.network(inputs)  # (b, M, W_max) every modality's padded parameters
+        return take_columns(out.flatten(1), self.source)  # (b, D)

@@ -1,0 +1,54 @@
+"""The per-modality encoders and decoders that MoPoE-VAE and mrVAE share, so that they compare like for like.
+
+The mrVAE paper (papers/003, appendix E.3): "We use the same architectures and capacities for encoder and
+decoder in all experiments, as well as the latent space dimensionalities." Both models build their networks
+here from the same fields of :class:`ModalityNetworksConfig`:
+
+* an encoder per modality, q(z | x_j) (MoPoE's unimodal expert, mrVAE's q(z_j | x_j)): an MLP from the
+  modality's own columns to the mean and log-variance of ``latent_dim`` Gaussian factors
+  (:class:`~imputebench.nn.mlp.PerModalityMLP`; an image's network is ``image_width`` wide);
+* a decoder per modality, p(x_j | .), from ``latent_dim`` inputs (MoPoE: the shared z; mrVAE: z_j with its
+  shared factors replaced by their subspaces' aggregates) to the likelihood's parameters
+  (:class:`~imputebench.nn.mlp.PerModalityDecoder`);
+* the likelihood: Gaussian for numeric features (variance ``gaussian_variance`` on standardised data),
+  softmax for categorical ones, Bernoulli or Gaussian pixels (:class:`~imputebench.nn.heads.TabularLikelihood`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from imputebench.models.base import TrainingConfig
+from imputebench.models.config_types import Count, PositiveFloat
+from imputebench.nn.heads import TabularLikelihood
+from imputebench.nn.layout import SchemaLayout
+from imputebench.nn.mlp import PerModalityDecoder, PerModalityMLP
+
+
+@dataclass(frozen=True)
+class ModalityNetworksConfig(TrainingConfig):
+    """Sizes of the shared networks. MLP widths as this project's MVAE (VSAE's UCI networks, papers/000 B.2)."""
+
+    batch_size: Count = 100
+    latent_dim: Count = 32  # MoPoE: dim z; mrVAE: dim z_j of every modality (D_j)
+    expert_width: Count = 64
+    expert_layers: Count = 3
+    image_width: Count = 128  # an image's encoder and decoder layers (VSAE long C.1: 128-dim MLPs)
+    decoder_width: Count = 128
+    decoder_layers: Count = 3
+    gaussian_variance: PositiveFloat = 0.5  # numeric features: the negated squared error of the VSAE baselines
+
+
+def modality_networks(
+    layout: SchemaLayout, cfg: ModalityNetworksConfig
+) -> tuple[TabularLikelihood, nn.Module, nn.Module]:
+    """The likelihood, the per-modality encoders ``(b, D) -> (b, M, 2 latent_dim)`` and the per-modality decoders
+    ``(b, M, latent_dim) -> (b, P)`` of ``layout``'s schema."""
+    likelihood = TabularLikelihood(layout.schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
+    hidden = [cfg.expert_width] * cfg.expert_layers
+    encoders = PerModalityMLP(layout, hidden, hidden, 2 * cfg.latent_dim, [cfg.image_width] * cfg.expert_layers)
+    width = cfg.image_width if layout.has_pixels else cfg.decoder_width
+    decoders = PerModalityDecoder(layout, cfg.latent_dim, [width] * cfg.decoder_layers, batch_norm=not layout.has_pixels)
+    return likelihood, encoders, decoders
