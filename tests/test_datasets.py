@@ -68,7 +68,7 @@ def loaded(mirror_dir: Path) -> Callable[[str], Dataset]:
 
 
 #: image sets, tested in test_multimodal_data.py
-IMAGE_SETS = ("digits_pairs", "fashion_label", "mnist_label", "mnist_mnist", "mnist_svhn")
+IMAGE_SETS = ("digits_pairs", "fashion_label", "mnist_label", "mnist_mnist", "mnist_svhn", "polymnist", "polymnist_extended")
 #: files the mirror lacks (shared/datasets/MANIFEST.md, "Missing or not canonical")
 NOT_MIRRORED = {"svhn/train_32x32.mat", "svhn/test_32x32.mat"}
 

@@ -6,7 +6,9 @@ Names. The scikit-learn bundled tables (no download) are ``iris``, ``wine``,
 ``embedded`` names all six, alias ``quickstart`` the three small tables of ``imputebench run``'s
 demonstration). The image sets (``mnist_mnist``, ``mnist_svhn``,
 ``mnist_label``, ``fashion_label``; alias ``bimodal``) are declared in
-:mod:`imputebench.data.multimodal` and registered here. The raw UCI files, read from the cache or
+:mod:`imputebench.data.multimodal`, the five-modality ``polymnist`` and
+``polymnist_extended`` (alias ``pentamodal``; generated from MNIST) in
+:mod:`imputebench.data.polymnist`, and registered here. The raw UCI files, read from the cache or
 mirror layout ``<data_dir>/<folder>/<filename>`` (see ``shared/datasets/MANIFEST.md``),
 are ``yeast``, ``glass``, ``zoo``, ``mushroom``, ``phishing`` (Phishing
 Websites, 11,055 rows), ``website_phishing`` (Website Phishing, 1,353 rows),
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imputebench.data import integrity, multimodal, uci
+from imputebench.data import integrity, multimodal, polymnist, uci
 from imputebench.data.dataset import Dataset, DatasetError
 from imputebench.data.spec import SKLEARN, DatasetSpec, Loader, RemoteFile, Task
 from imputebench.data.uci import Column, cat, count, drop, ordinal, positive, real, target
@@ -58,6 +60,7 @@ ALIASES: dict[str, list[str]] = {
     "uci": ["yeast", "glass", "zoo", "mushroom", "phishing", "whitewine", "heart"],
     "embedded": ["iris", "wine", "breast_cancer", "diabetes", "digits", "digits_pairs"],
     "bimodal": ["mnist_mnist", "mnist_svhn", "mnist_label", "fashion_label"],
+    "pentamodal": ["polymnist", "polymnist_extended"],  # not "polymnist": that is the vanilla set's own name
     # the default run's tables: small (150, 178, 442 rows), numeric and categorical (diabetes' sex), no download
     "quickstart": ["iris", "wine", "diabetes"],
 }
@@ -547,5 +550,5 @@ _embedded("digits", 1797, "Optical digits 8x8 via sklearn.datasets.load_digits: 
                           "dropped, leaving 54: in a test split or among the observed training entries they are "
                           "constant, so neither standardisation nor NRMSE is defined for them.", licence="CC BY 4.0 (UCI optdigits test set shipped with scikit-learn)")
 
-for _spec in multimodal.SPECS:
+for _spec in (*multimodal.SPECS, *polymnist.SPECS):
     register(_spec)
