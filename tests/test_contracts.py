@@ -116,7 +116,7 @@ def fitted(data):
 
 
 def test_the_registry_holds_the_expected_models():
-    deep = {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae", "mvae", "mopoe"}
+    deep = {"ae", "vae", "cvae_mask", "cvae_data", "vsae", "vaeac", "hivae", "miwae", "mvae", "mopoe", "mrvae"}
     deep |= set(ADVERSARIAL)
     assert {"mean", "mice", "missforest"} | deep <= set(MODELS)
     assert set(DEEP) >= deep

@@ -49,6 +49,8 @@ MODELS: dict[str, ModelCard] = {
                        "Mattei & Frellsen 2019, MIWAE (ICML)"),
     "mopoe": ModelCard("Mixture of products of experts over the subsets of the observed modalities (generalized multimodal ELBO).",
                        "Sutter, Daunhawer & Vogt 2021, MoPoE-VAE (ICLR); the mrVAE paper's baseline (papers/003)"),
+    "mrvae": ModelCard("Per-modality latents whose shared factors are selected per subset of modalities and aggregated (relational ELBO).",
+                       "Sutter & Vogt, Multimodal Relational VAE (papers/003)"),
     "mvae": ModelCard("Product-of-experts VAE trained on the sub-sampled ELBO of eq. (5); MVAE-Q behind ``quotient``.",
                       "Wu & Goodman 2018, MVAE (papers/004); VSAE baseline (papers/000 Table 1)"),
     "vae": ModelCard("Variational autoencoder on zero-filled data without the mask; ELBO on observed entries.",

@@ -17,7 +17,9 @@ here from the same fields of :class:`ModalityNetworksConfig`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+import torch
 from torch import nn
 
 from imputebench.models.base import TrainingConfig
@@ -39,6 +41,9 @@ class ModalityNetworksConfig(TrainingConfig):
     decoder_width: Count = 128
     decoder_layers: Count = 3
     gaussian_variance: PositiveFloat = 0.5  # numeric features: the negated squared error of the VSAE baselines
+    # which epoch is kept: "imputation" (the validation imputation error, as every model here) or "loss" (the
+    # validation negative ELBO on observed entries: papers/003 E.3, "the lowest test loss", unsupervised)
+    select_on: Literal["imputation", "loss"] = "imputation"
 
 
 def modality_networks(
@@ -52,3 +57,39 @@ def modality_networks(
     width = cfg.image_width if layout.has_pixels else cfg.decoder_width
     decoders = PerModalityDecoder(layout, cfg.latent_dim, [width] * cfg.decoder_layers, batch_norm=not layout.has_pixels)
     return likelihood, encoders, decoders
+
+
+class SelectsOnValidationLoss:
+    """Mixin for an :class:`~imputebench.models.base.ImputerModule` whose config has ``select_on``: with ``"loss"``
+    the kept epoch is the one with the lowest mean validation loss (``val_loss``, the model's own ``loss`` on the
+    validation rows' observed entries; the truth of hidden entries is not used), as papers/003 E.3 selects
+    "based on unsupervised metrics only". Each validation chunk draws its noise from a generator seeded by the
+    chunk's index, so every epoch is scored on the same draws and a DDP rank scores a chunk as one process does."""
+
+    @property
+    def monitor(self) -> str:
+        return "val_loss" if self.cfg.select_on == "loss" else "val_error"
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum, self._val_rows = 0.0, 0
+        super().on_validation_epoch_start()
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        if self.cfg.select_on != "loss":
+            return super().validation_step(batch, batch_idx)
+        x, observed, _ = batch
+        if not len(x):  # a DDP rank's padding chunk
+            return None
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + 2 + self.validation_chunk(batch_idx))
+            self._val_sum = self._val_sum + self.loss(x, observed)["loss"].detach() * x.shape[0]
+        self._val_rows += x.shape[0]
+        return None
+
+    def on_validation_epoch_end(self) -> None:
+        if self.cfg.select_on != "loss":
+            return super().on_validation_epoch_end()
+        total, rows = self.sum_over_ranks(self._val_sum, self._val_rows)
+        self.log(self.monitor, total / max(rows, 1))
+        return None

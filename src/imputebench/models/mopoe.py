@@ -39,7 +39,7 @@ import torch
 
 from imputebench.models.base import ImputerModule
 from imputebench.models.config_types import Count, NonNegativeFloat
-from imputebench.models.modality_networks import ModalityNetworksConfig, modality_networks
+from imputebench.models.modality_networks import ModalityNetworksConfig, SelectsOnValidationLoss, modality_networks
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, product_of_experts, reparameterize
 from imputebench.nn.subsets import available_subsets, nonempty_subsets
@@ -78,7 +78,7 @@ def uniform_nonempty_subsets(present: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @register_model("mopoe")
-class MoPoE(ImputerModule):
+class MoPoE(SelectsOnValidationLoss, ImputerModule):
     """Mixture of products of experts over the subsets of the observed modalities (generalized multimodal ELBO)."""
 
     Config = MoPoEConfig
