@@ -4,6 +4,8 @@ The mrVAE paper (papers/003, appendix E.3): "We use the same architectures and c
 decoder in all experiments, as well as the latent space dimensionalities." Both models build their networks
 here from the same fields of :class:`ModalityNetworksConfig`:
 
+* with ``image_networks="conv"`` (28x28 image modalities only, as PolyMNIST), convolutional encoders and
+  decoders instead of the MLPs below (:mod:`imputebench.nn.conv_modalities`);
 * an encoder per modality, q(z | x_j) (MoPoE's unimodal expert, mrVAE's q(z_j | x_j)): an MLP from the
   modality's own columns to the mean and log-variance of ``latent_dim`` Gaussian factors
   (:class:`~imputebench.nn.mlp.PerModalityMLP`; an image's network is ``image_width`` wide);
@@ -24,6 +26,7 @@ from torch import nn
 
 from imputebench.models.base import TrainingConfig
 from imputebench.models.config_types import Count, PositiveFloat
+from imputebench.nn.conv_modalities import ConvModalityDecoders, ConvModalityEncoders
 from imputebench.nn.heads import TabularLikelihood
 from imputebench.nn.layout import SchemaLayout
 from imputebench.nn.mlp import PerModalityDecoder, PerModalityMLP
@@ -41,6 +44,9 @@ class ModalityNetworksConfig(TrainingConfig):
     decoder_width: Count = 128
     decoder_layers: Count = 3
     gaussian_variance: PositiveFloat = 0.5  # numeric features: the negated squared error of the VSAE baselines
+    # image modalities' networks: "mlp" (every schema) or "conv" (every modality a 28x28 image of one shape, as
+    # PolyMNIST: nn/conv_modalities.py)
+    image_networks: Literal["mlp", "conv"] = "mlp"
     # which epoch is kept: "imputation" (the validation imputation error, as every model here) or "loss" (the
     # validation negative ELBO on observed entries: papers/003 E.3, "the lowest test loss", unsupervised)
     select_on: Literal["imputation", "loss"] = "imputation"
@@ -52,6 +58,8 @@ def modality_networks(
     """The likelihood, the per-modality encoders ``(b, D) -> (b, M, 2 latent_dim)`` and the per-modality decoders
     ``(b, M, latent_dim) -> (b, P)`` of ``layout``'s schema."""
     likelihood = TabularLikelihood(layout.schema, variance=cfg.gaussian_variance, pixel_likelihood=cfg.pixel_likelihood)
+    if cfg.image_networks == "conv":
+        return likelihood, ConvModalityEncoders(layout, 2 * cfg.latent_dim), ConvModalityDecoders(layout, cfg.latent_dim)
     hidden = [cfg.expert_width] * cfg.expert_layers
     encoders = PerModalityMLP(layout, hidden, hidden, 2 * cfg.latent_dim, [cfg.image_width] * cfg.expert_layers)
     width = cfg.image_width if layout.has_pixels else cfg.decoder_width
