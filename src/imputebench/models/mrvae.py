@@ -112,11 +112,11 @@ class RelationNetworks(nn.Module):
     def forward(self, z: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         observed = present.to(z.dtype)  # (b, M)
         subset, member = self.pairs.unbind(-1)  # (P,), (P,)
-        inner = torch.relu(self.count_inner(z[:, member]))  # (b, P, H)
-        counts = torch.relu(self.count_outer(self._mean(inner, observed[:, member], subset, self.n_subsets)))  # (b, S, D + 1)
+        inner = torch.relu(self.count_inner(z.index_select(1, member)))  # (b, P, H)
+        counts = torch.relu(self.count_outer(self._mean(inner, observed.index_select(1, member), subset, self.n_subsets)))  # (b, S, D + 1)
         pair, source, _ = self.triples.unbind(-1)  # (T,) each
-        inner = torch.relu(self.select_inner(z[:, source]))  # (b, T, H)
-        weights = torch.relu(self.select_outer(self._mean(inner, observed[:, source], pair, self.n_pairs)))  # (b, P, D)
+        inner = torch.relu(self.select_inner(z.index_select(1, source)))  # (b, T, H)
+        weights = torch.relu(self.select_outer(self._mean(inner, observed.index_select(1, source), pair, self.n_pairs)))  # (b, P, D)
         return counts, weights
 
 
@@ -195,11 +195,12 @@ class MrVAE(SelectsOnValidationLoss, ImputerModule):
         ranks = torch.arange(latent, device=x.device)  # (D,)
         for s, size in enumerate(self.sizes):  # the shared subsets, largest first
             member = self.members[s, :size]  # (|A|,)
-            room = (free[:, member].detach() > 0.5).sum(-1).amin(-1)  # (b,) free factors every member still has
+            room = (free.index_select(1, member).detach() > 0.5).sum(-1).amin(-1)  # (b,) free factors every member still has
             keep = first_rows_weight(counts[:, s], latent) * (ranks < room.unsqueeze(-1))  # (b, D) P(n_A > i), truncated
-            order, kl = self.select(select_scores[:, self.offsets[s]:self.offsets[s + 1]], free[:, member], keep)
+            order, kl = self.select(select_scores[:, self.offsets[s]:self.offsets[s + 1]], free.index_select(1, member), keep)
             chosen = order * keep[:, None, :, None]  # (b, |A|, D, D) y_{j,A}: the kept rows
-            z_s, kl_s = self.aggregate(order, mu[:, member], logvar[:, member], present[:, member], keep)  # (b, D), (b,)
+            z_s, kl_s = self.aggregate(order, mu.index_select(1, member), logvar.index_select(1, member),
+                                        present.index_select(1, member), keep)  # (b, D), (b,)
             placed = (chosen.transpose(-1, -2) @ z_s[:, None, :, None]).squeeze(-1)  # (b, |A|, D) factor k <- its rank's
             inputs = inputs.index_add(1, member, placed)
             free = free.index_add(1, member, -chosen.sum(-2))  # (b, M, D)
