@@ -42,6 +42,7 @@ from imputebench.models.config_types import Count, NonNegativeFloat
 from imputebench.models.modality_networks import ModalityNetworksConfig, SelectsOnValidationLoss, modality_networks
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import clamp_logvar, gaussian_kl, product_of_experts, reparameterize
+from imputebench.nn.relaxed_sort import gumbel_perturb
 from imputebench.nn.subsets import available_subsets, nonempty_subsets
 from imputebench.schema import FeatureSchema
 
@@ -127,8 +128,7 @@ class MoPoE(SelectsOnValidationLoss, ImputerModule):
         subsets, weights = self.objective_subsets(present)  # (S, b, M), (S, b)
         mu, logvar = self.posterior(*self.expert_params(x), subsets)  # (S, b, k)
         kl = (weights * gaussian_kl(mu, logvar).sum(-1)).sum(0)  # (b,) upper bound of KL(q(z | X) || p(z))
-        gumbel = -torch.log(-torch.log(torch.rand_like(weights).clamp_min(1e-20)))  # (S, b)
-        component = torch.where(weights > 0, weights.log() + gumbel, -torch.inf).argmax(0)  # (b,) one per row
+        component = gumbel_perturb(weights.log()).argmax(0)  # (b,) one component per row, by the Gumbel-max trick
         rows = torch.arange(x.shape[0], device=x.device)
         z = reparameterize(mu[component, rows], logvar[component, rows])  # (b, k)
         log_p = self.layout.per_modality_sum(self.likelihood.log_prob(self.decode(z), x))  # (b, M)
