@@ -33,6 +33,15 @@ def mirror_dir() -> Path:
     return found
 
 
+@pytest.fixture(scope="session")
+def papers_dir(mirror_dir: Path) -> Path:
+    """The papers the project implements (shared/papers beside the dataset mirror); read only."""
+    found = mirror_dir.parent / "papers"
+    if not (found / "README.md").is_file():
+        pytest.skip(f"papers not found at {found}")
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny networks: intra-op threads only add overhead, and stall badly on a busy 2-core runner."""

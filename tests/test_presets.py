@@ -27,7 +27,7 @@ def test_every_package_is_listed_for_the_wheel():
     found = {
         ".".join(p.relative_to(ROOT / "src").parent.parts) for p in (ROOT / "src" / "imputebench").rglob("__init__.py")
     }
-    assert found | {"imputebench.configs"} == listed
+    assert found | {"imputebench.configs", "imputebench.configs.reproduce"} == listed
 
 
 def test_families_follow_the_feature_kinds():

@@ -188,9 +188,8 @@ def run(
     With no argument, a quick demonstration (see --datasets).
     """
     from imputebench import leaderboard as lb
-    from imputebench.data.dataset import DatasetError
     from imputebench.data.protocols import get_protocol
-    from imputebench.data.sources import load_dataset, resolve_datasets
+    from imputebench.data.sources import resolve_datasets
     from imputebench.masks import get_mechanism
     from imputebench.models.distributed import Distribution
     from imputebench.models.registry import get_model, is_classical
@@ -232,25 +231,8 @@ def run(
         check_store(store)
     except (UnknownNameError, ValueError, StoreError) as err:
         raise _fail(str(err), 2) from None
-    try:
-        # Every file is read and verified against its sha256 before any trial.
-        loaded = {name: load_dataset(name, data_dir, allow_modified=allow_modified_data) for name in dataset_list}
-        for data in loaded.values():
-            data.validate()  # all rows first: an entirely missing column is named, not reported as "no rows"
-            data.complete_cases().validate()
-    except DatasetError as err:
-        raise _fail(str(err), 2) from None
-    for name, data in loaded.items():
-        if data.provenance()["status"] == "modified":
-            err_console.print(f"[yellow]modified data:[/] {name} does not match its recorded sha256; its rows are marked "
-                              "modified (--allow-modified-data)", highlight=False)
-    skip = frozenset(
-        (model, name) for model in model_list for name, data in loaded.items()
-        if data.schema.modalities and get_model(model).not_on_images
-    )
-    for model in sorted({model for model, _ in skip}):
-        names = ", ".join(name for m, name in sorted(skip) if m == model)
-        err_console.print(f"[yellow]skipped[/] {model} on {names}: {get_model(model).not_on_images}", highlight=False)
+    loaded = _load_verified(dataset_list, data_dir, allow_modified_data)
+    skip = _image_skips(model_list, loaded)
     try:
         config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides, model_config,
                                      max_epochs=max_epochs, patience=patience)
@@ -288,6 +270,39 @@ def run(
     )
     if summary.failed or (tracker is not None and tracker.error):
         raise typer.Exit(1)
+
+
+def _load_verified(dataset_list: list[str], data_dir: Path | None, allow_modified_data: bool) -> dict:
+    """Every dataset read, verified against its sha256 and validated before any trial; exit 2 naming a bad one."""
+    from imputebench.data.dataset import DatasetError
+    from imputebench.data.sources import load_dataset
+
+    try:
+        loaded = {name: load_dataset(name, data_dir, allow_modified=allow_modified_data) for name in dataset_list}
+        for data in loaded.values():
+            data.validate()  # all rows first: an entirely missing column is named, not reported as "no rows"
+            data.complete_cases().validate()
+    except DatasetError as err:
+        raise _fail(str(err), 2) from None
+    for name, data in loaded.items():
+        if data.provenance()["status"] == "modified":
+            err_console.print(f"[yellow]modified data:[/] {name} does not match its recorded sha256; its rows are marked "
+                              "modified (--allow-modified-data)", highlight=False)
+    return loaded
+
+
+def _image_skips(model_list: list[str], loaded: dict) -> frozenset[tuple[str, str]]:
+    """The (model, dataset) pairs a model that cannot take images is not run on, each said once."""
+    from imputebench.models.registry import get_model
+
+    skip = frozenset(
+        (model, name) for model in model_list for name, data in loaded.items()
+        if data.schema.modalities and get_model(model).not_on_images
+    )
+    for model in sorted({model for model, _ in skip}):
+        names = ", ".join(name for m, name in sorted(skip) if m == model)
+        err_console.print(f"[yellow]skipped[/] {model} on {names}: {get_model(model).not_on_images}", highlight=False)
+    return skip
 
 
 def _check_resources(executor: str, accelerator: str, ray_address: str | None, cpus: float, gpus: float) -> None:
@@ -369,6 +384,137 @@ def _sweep(trials, results: ResultStore, options: TrialOptions, loaded, executor
         raise _fail(f"interrupted; every finished trial is stored in {results.path}, rerun to resume", 130) from None
     finally:
         runner.close()
+
+
+REPRODUCE_OUT = Path("results/reproduce")
+
+
+@app.command()
+def reproduce(
+    preset: Annotated[str | None, typer.Argument(help="A preset (see --list) or a preset YAML file.")] = None,
+    list_presets: Annotated[bool, typer.Option("--list", help="List the presets: paper, table, cells, models, datasets, CPU time.")] = False,
+    budget: Annotated[str, typer.Option(help="reduced (a few CPU hours) or paper (the published schedule).")] = "reduced",
+    data_dir: DataDir = None,
+    store: StorePath = DEFAULT_STORE,
+    out: Annotated[Path, typer.Option(help="Folder for <preset>.md and <preset>.csv.")] = REPRODUCE_OUT,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto (local executor).")] = "cpu",
+    executor: Annotated[str, typer.Option(help='local or ray (pip install "imputebench[ray]").')] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join. Default: start a local one.")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves.")] = 0.0,
+    max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out.", min=0)] = 0,
+    trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stored as timeout.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
+) -> None:
+    """Run one published table (a preset) through the ordinary runner and write its cells, each with a verdict.
+
+    The verdict rule is in results/reproduce/README.md; the presets are configs/reproduce/*.yaml.
+    """
+    import time
+
+    from imputebench.reproduce.preset import BUDGETS, PresetError, load_preset, preset_names
+
+    if list_presets:
+        _list_presets(out)
+        return
+    if preset is None:
+        raise _fail(f"name a preset ({', '.join(preset_names())}) or pass --list", 2)
+    started = time.perf_counter()
+    try:
+        if budget not in BUDGETS:
+            raise ValueError(f"--budget {budget!r}: choose one of {', '.join(BUDGETS)}")
+        spec = load_preset(preset)
+        spec.check_names()
+        plan = _plan_preset(spec, budget, data_dir, store, accelerator, executor, ray_address, cpus_per_trial,
+                            gpus_per_trial, trial_timeout, verbose)
+    except (UnknownNameError, PresetError, ValueError) as err:
+        raise _fail(str(err), 2) from None
+    trials, cell_keys, options, loaded = plan
+    from imputebench.reproduce.report import RunFacts, cell_results, summary_line, write_report
+    from imputebench.runner.store import ResultStore, StoreError
+
+    try:
+        results = ResultStore(store)
+    except StoreError as err:
+        raise _fail(str(err), 2) from None
+    with results:
+        summary = _sweep(trials, results, options, loaded, executor, ray_address, cpus_per_trial, gpus_per_trial,
+                         max_retries, verbose, None)
+        keys = {t.key for t in trials}
+        frame = results.frame(keys)
+    cells = cell_results(spec, frame, cell_keys)
+    command = f"imputebench reproduce {preset} --budget {budget}" + ("" if executor == "local" else f" --executor {executor}")
+    md, table = write_report(spec, cells, frame, RunFacts(command, budget, time.perf_counter() - started), out)
+    err_console.print(f"{spec.name}: {summary_line(cells)}; wrote {md} and {table}", highlight=False)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelerator: str, executor: str,
+                 ray_address: str | None, cpus_per_trial: float, gpus_per_trial: float, trial_timeout: float | None,
+                 verbose: bool):
+    """The preset's trials (every block's, checked before the first runs), the trial keys of each cell, the
+    trial options and the loaded datasets. A bad value raises ValueError (exit 2)."""
+    from imputebench.runner.presets import config_resolver
+    from imputebench.runner.store import check_store
+    from imputebench.runner.trials import expand
+    from imputebench.runner.worker import TrialOptions, models_dir_for
+
+    _check_resources(executor, accelerator, ray_address, cpus_per_trial, gpus_per_trial)
+    device = _device(accelerator) if executor == "local" else "cpu"
+    options = TrialOptions(data_dir, device, models_dir_for(store), trial_timeout, verbose=verbose,
+                           threads=max(1, int(cpus_per_trial)))
+    check_store(store)
+    chosen = spec.budgets[budget]
+    blocks = spec.blocks()
+    loaded = _load_verified(sorted({d for b in blocks for d in b.datasets}), data_dir, False)
+    schemas = {name: data.schema for name, data in loaded.items()}
+    provenance = {name: {k: v for k, v in data.provenance().items() if k != "files"} for name, data in loaded.items()}
+    trials, cell_keys = {}, {}
+    for block in blocks:
+        skip = _image_skips([block.model], {d: loaded[d] for d in block.datasets})
+        config_for = config_resolver(schemas, {block.model: block.config},
+                                     file_label=f"preset {spec.name}, rows {', '.join(block.rows)}: config",
+                                     max_epochs=chosen.max_epochs, patience=chosen.patience)
+        planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),
+                         spec.protocol, config_for, skip, provenance)
+        trials.update({t.key: t for t in planned})
+        for column, col in spec.columns.items():
+            if col.dataset in block.datasets and spec.column_setting(column) == (block.mechanism, block.ratio):
+                for row in block.rows:
+                    cell_keys.setdefault((row, column), set()).update(t.key for t in planned if t.dataset == col.dataset)
+    return list(trials.values()), cell_keys, options, loaded
+
+
+def _list_presets(out: Path) -> None:
+    """``reproduce --list``: one line per preset, with the measured wall time of a committed result where there is one."""
+    from imputebench.reproduce.preset import load_preset, preset_names
+
+    table = Table("preset", "paper", "table", "cells", "models", "datasets", "CPU h reduced", "CPU h paper", "result")
+    for name in preset_names():
+        spec = load_preset(name)
+        models = sorted({r.model for r in spec.rows.values() if r.model} | set(spec.reference_models))
+        datasets = sorted({c.dataset for c in spec.columns.values() if c.dataset})
+        result = out / f"{name}.md"
+        table.add_row(name, spec.paper, spec.table, str(len(spec.paper_values)), ", ".join(models),
+                      ", ".join(datasets) or "–", f"~{spec.budgets['reduced'].estimated_cpu_hours:g}",
+                      f"~{spec.budgets['paper'].estimated_cpu_hours:g}", _result_line(result))
+    console.print(table)
+    console.print("CPU hours are estimates on 2 cores (each preset's budget note gives the basis); 'result' is the "
+                  "committed run's budget and verdicts.", highlight=False)
+
+
+def _result_line(path: Path) -> str:
+    """The budget and verdict counts of a written report, or '–'."""
+    if not path.is_file():
+        return "–"
+    budget = verdicts = ""
+    for line in path.read_text().splitlines():
+        if line.startswith("- **Budget**: `"):
+            budget = line.split("`")[1]
+        elif line.startswith("- **Verdicts**: "):
+            verdicts = line.removeprefix("- **Verdicts**: ").rstrip(".")
+    return f"{budget}: {verdicts}" if budget else "–"
 
 
 @app.command()

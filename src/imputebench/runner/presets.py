@@ -89,16 +89,20 @@ def config_resolver(
     schemas: Mapping[str, FeatureSchema],
     file_overrides: Mapping[str, dict] | None = None,
     file_path: Path | None = None,
+    *,
+    file_label: str | None = None,
     **cli_overrides: object,
 ) -> Callable[[str, str], dict]:
     """``config_for(model, dataset)`` for :func:`imputebench.runner.trials.expand`: the model's full configuration
     (every field, defaults included, validated), the layers applied in the order of this module's docstring.
 
     ``cli_overrides`` with value None are ignored (the option was not given). A refused value raises a
-    ValueError that names the model, the dataset, the field and where the value came from.
+    ValueError that names the model, the dataset, the field and where the value came from (``file_label``
+    names where ``file_overrides`` came from, by default the ``--model-config`` file).
     """
     given = {k: v for k, v in cli_overrides.items() if v is not None}
-    file_label = f"--model-config {file_path}" if file_path is not None else "--model-config"
+    if file_label is None:
+        file_label = f"--model-config {file_path}" if file_path is not None else "--model-config"
 
     def config_for(model: str, dataset: str) -> dict:
         cls = get_model(model)
