@@ -125,7 +125,7 @@ class VSAE(ImputerModule):
             with torch.no_grad():
                 s = self.cfg.generated_samples
                 generated = self.impute_batch(x.repeat(s, 1), observed.repeat(s, 1)).view(s, *x.shape)  # (S, b, D)
-        mu, logvar, mask_logits, params = self._forward(x, observed)
+        mu, logvar, mask_logits, params = self._forward(x, self.shown_to_encoders(observed))
         rec_o = masked_log_lik(self.layout.per_modality_sum(self.likelihood.log_prob(params, x)), m)  # (b,)
         mask_ll = bernoulli_log_prob(mask_logits, m).sum(-1)  # (b,)
         kl = gaussian_kl(mu, logvar).sum((-2, -1))  # (b,)
@@ -139,6 +139,10 @@ class VSAE(ImputerModule):
             objective = objective + rec_u
             parts["rec_unobserved"] = -rec_u.mean()
         return {"loss": -objective.mean(), **parts}
+
+    def shown_to_encoders(self, observed: torch.Tensor) -> torch.Tensor:
+        """The entries the encoders see in a training step: every observed one (the paper). ``(b, D)`` bool."""
+        return observed
 
     def impute_batch(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         return self.likelihood.mode(self._forward(x, observed)[3])
