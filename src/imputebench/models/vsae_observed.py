@@ -37,12 +37,14 @@ class VSAEObservedConfig(VSAEConfig):
 
 @register_model("vsae_observed")
 class VSAEObserved(VSAE):
-    """VSAE whose multimodal encoder learns from observed features hidden from it (our deviation; module docstring)."""
+    """VSAE whose multimodal encoder also learns from observed features hidden from it in training (our deviation from the paper; see its module)."""
 
     Config = VSAEObservedConfig
 
     def shown_to_encoders(self, observed: torch.Tensor) -> torch.Tensor:
         """``observed`` ``(b, D)`` less, per row, each observed modality hidden with probability ``observed_dropout``."""
+        if self.cfg.observed_dropout == 0:  # VSAE itself, random stream included
+            return observed
         present = self.layout.modality_mask(observed)  # (b, M)
         hidden = present & (torch.rand(present.shape, device=observed.device) < self.cfg.observed_dropout)  # (b, M)
         return observed & ~self.layout.expand_modalities(hidden)  # (b, D)
