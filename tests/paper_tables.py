@@ -2,8 +2,11 @@
 
 The texts are conversions of PDFs: a table is a header line and one line per row, cells separated by tabs, with
 markup left over (``<b>``, ``<math>``, ``$``, ``\\pm``). A table is found by its caption (``Table 1: ...``), which
-comes before or after its lines; its header is the nearest tab-separated line that holds every expected column
-label, and its rows are the tab-separated lines that follow the header up to the first line that is not one.
+comes before or after its lines. Its column labels are those of the nearest tab-separated line that holds every
+expected label, either alone or joined with the line above or below it, which some tables use as a second
+header level (``FashionMNIST`` over ``image (MSE)``, ``label (PFC)``; ``Heart (mixed)`` over ``categorical``,
+``numerical``); a label spans the empty cells to its right. The rows are the tab-separated lines after the
+header, up to the first line that is not one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,42 @@ def clean(cell: str) -> str:
     return SPACES.sub(" ", text).strip()
 
 
+def cells_of(line: str) -> list[str]:
+    return [clean(c) for c in line.split("\t")]
+
+
+def spanned(labels: list[str]) -> list[str]:
+    """Each empty label after the first column takes the label to its left (a label spanning columns)."""
+    out = list(labels)
+    for j in range(2, len(out)):
+        if not out[j]:
+            out[j] = out[j - 1]
+    return out
+
+
+def joined(upper: list[str], lower: list[str]) -> list[str]:
+    n = max(len(upper), len(lower))
+    upper, lower = spanned(upper + [""] * (n - len(upper))), lower + [""] * (n - len(lower))
+    return [" ".join(part for part in (u, d) if part) for u, d in zip(upper, lower, strict=True)]
+
+
+def header_at(lines: list[str], i: int, columns: list[str]) -> tuple[list[str], int] | None:
+    """The column labels of a header at line ``i`` holding every one of ``columns``, and the line its rows start
+    after; None if there is none."""
+    if "\t" not in lines[i]:
+        return None
+    here = cells_of(lines[i])
+    options = [(here, i)]
+    if i + 1 < len(lines) and "\t" in lines[i + 1]:
+        options.append((joined(here, cells_of(lines[i + 1])), i + 1))
+    if i > 0 and "\t" in lines[i - 1]:
+        options.append((joined(cells_of(lines[i - 1]), here), i))
+    for labels, last in options:
+        if all(c in labels for c in columns):
+            return labels, last
+    return None
+
+
 def read_table(path: Path, caption: str, columns: list[str], window: int = 40) -> dict[str, dict[str, str]]:
     """Row label -> column label -> cleaned cell text of the table whose caption line starts with ``caption``
     (e.g. ``Table 1:``), for the header that holds every one of ``columns``."""
@@ -29,17 +68,15 @@ def read_table(path: Path, caption: str, columns: list[str], window: int = 40) -
     if len(at) != 1:
         raise LookupError(f"{path.name}: {len(at)} lines start with {caption!r}")
     start = at[0]
-    candidates = sorted(range(max(0, start - window), min(len(lines), start + window)), key=lambda i: abs(i - start))
-    for i in candidates:
-        header = [clean(c) for c in lines[i].split("\t")]
-        if "\t" in lines[i] and all(c in header for c in columns):
-            break
-    else:
+    nearest = sorted(range(max(0, start - window), min(len(lines), start + window)), key=lambda i: abs(i - start))
+    found = next((h for h in (header_at(lines, i, columns) for i in nearest) if h is not None), None)
+    if found is None:
         raise LookupError(f"{path.name}: no header with {columns} within {window} lines of {caption!r}")
+    header, last = found
     table = {}
-    for line in lines[i + 1:]:
+    for line in lines[last + 1:]:
         if "\t" not in line:
             break
-        cells = [clean(c) for c in line.split("\t")]
+        cells = cells_of(line)
         table[cells[0]] = {header[j]: cells[j] for j in range(1, min(len(header), len(cells))) if header[j]}
     return table
