@@ -6,7 +6,8 @@ comes before or after its lines. Its column labels are those of the nearest tab-
 expected label, either alone or joined with the line above or below it, which some tables use as a second
 header level (``FashionMNIST`` over ``image (MSE)``, ``label (PFC)``; ``Heart (mixed)`` over ``categorical``,
 ``numerical``); a label spans the empty cells to its right. The rows are the tab-separated lines after the
-header, up to the first line that is not one.
+header, up to the first line that is not one. A table whose header starts with an empty cell and ``Method``
+groups its rows under a dataset named in the first column; its cells are read as ``<dataset> <column>``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def header_at(lines: list[str], i: int, columns: list[str]) -> tuple[list[str], 
     if i > 0 and "\t" in lines[i - 1]:
         options.append((joined(cells_of(lines[i - 1]), here), i))
     for labels, last in options:
-        if all(c in labels for c in columns):
+        grouped = labels[:2] == ["", "Method"]
+        if all(c in labels or (grouped and any(c.endswith(f" {label}") for label in labels[2:] if label)) for c in columns):
             return labels, last
     return None
 
@@ -73,10 +75,17 @@ def read_table(path: Path, caption: str, columns: list[str], window: int = 40) -
     if found is None:
         raise LookupError(f"{path.name}: no header with {columns} within {window} lines of {caption!r}")
     header, last = found
-    table = {}
+    table: dict[str, dict[str, str]] = {}
+    grouped = header[:2] == ["", "Method"]  # rows grouped by a dataset in the first column (VSAE long Table 5)
+    group = ""
     for line in lines[last + 1:]:
         if "\t" not in line:
             break
         cells = cells_of(line)
-        table[cells[0]] = {header[j]: cells[j] for j in range(1, min(len(header), len(cells))) if header[j]}
+        if grouped:
+            group = cells[0] or group
+            row = table.setdefault(cells[1], {})
+            row.update({f"{group} {header[j]}": cells[j] for j in range(2, min(len(header), len(cells))) if header[j]})
+        else:
+            table[cells[0]] = {header[j]: cells[j] for j in range(1, min(len(header), len(cells))) if header[j]}
     return table
