@@ -38,8 +38,6 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "vae": {"nrmse": 0.89, "pfc": 0.86},
     "vaeac": {"nrmse": 0.96, "pfc": 0.95},
     "vsae": {"nrmse": 0.92, "pfc": 0.89},
-    # PFC 1.00 x the mode's on seed 4: benchmarks/results/quality_smoke_margins_vsae_observed.md
-    "vsae_observed": {"nrmse": 0.94},
 }
 
 #: deep models the smoke cannot check, and why

@@ -59,9 +59,6 @@ MODELS: dict[str, ModelCard] = {
                        "generative networks.", "Ivanov, Figurnov & Vetrov 2019, VAEAC (papers/002)"),
     "vsae": ModelCard("Variational selective autoencoder: selective unimodal/multimodal proposals and a mask decoder.",
                       "Gong et al., Variational Selective Autoencoder (papers/000, papers/001)"),
-    "vsae_observed": ModelCard("VSAE whose multimodal encoder also learns from observed features hidden from it in "
-                               "training (our deviation from the paper; see its module).",
-                               "ours, on Gong et al. (papers/000) with VAEAC's training masks (papers/002 A.2)"),
 }
 
 
