@@ -59,6 +59,14 @@ Wandb = Annotated[bool, typer.Option("--wandb", help='Log to Weights & Biases: o
 WandbProject = Annotated[str, typer.Option("--wandb-project", help="W&B project.")]
 WandbEntity = Annotated[str | None, typer.Option("--wandb-entity", help="W&B entity (team or user). Default: yours.")]
 WandbMode = Annotated[str, typer.Option("--wandb-mode", help="W&B mode: online or offline (offline: no network, runs under WANDB_DIR).")]
+Accelerator = Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto (local executor).")]
+Executor = Annotated[str, typer.Option(help='local (in this process, one trial at a time) or ray (pip install "imputebench[ray]").')]
+RayAddress = Annotated[str | None, typer.Option(help="Ray cluster to join (auto, host:port, ray://host:10001). Default: start a local one.")]
+CpusPerTrial = Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses (both executors, so rows match).")]
+GpusPerTrial = Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")]
+MaxRetries = Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)]
+TrialTimeout = Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")]
+Verbose = Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")]
 
 
 def _print_version(asked: bool) -> None:
@@ -159,25 +167,25 @@ def run(
     protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",
     data_dir: DataDir = None,
     store: StorePath = DEFAULT_STORE,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto (local executor).")] = "cpu",
+    accelerator: Accelerator = "cpu",
     max_epochs: Annotated[int | None, typer.Option(help="Override every deep model's epoch budget.", min=1)] = None,
     patience: Annotated[int | None, typer.Option(help="Override early-stopping patience (epochs).", min=1)] = None,
     model_config: Annotated[
         Path | None, typer.Option(help="YAML mapping model -> overrides (e.g. configs/vsae-long.yaml).")
     ] = None,
-    executor: Annotated[str, typer.Option(help='local (in this process, one trial at a time) or ray (pip install "imputebench[ray]").')] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, host:port, ray://host:10001). Default: start a local one.")] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses (both executors, so rows match).")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves; 0.25 packs four onto one GPU. Classical baselines reserve none.")] = 0.0,
-    max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out, up to this many times.", min=0)] = 0,
-    trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stopped and stored as timeout.")] = None,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    max_retries: MaxRetries = 0,
+    trial_timeout: TrialTimeout = None,
     devices: Annotated[int, typer.Option(help="Devices one deep trial trains on (with --strategy ddp: one process each).")] = 1,
     strategy: Annotated[str, typer.Option(help="auto or ddp: one device, or Lightning's DDP (ranks spawned).")] = "auto",
     wandb: Wandb = False,
     wandb_project: WandbProject = "imputebench",
     wandb_entity: WandbEntity = None,
     wandb_mode: WandbMode = "online",
-    verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
+    verbose: Verbose = False,
     allow_modified_data: Annotated[bool, typer.Option(
         "--allow-modified-data", help="Run on dataset files whose sha256 differs from the recorded one; their rows "
                                       "carry the actual hash and are marked modified.")] = False,
@@ -397,14 +405,14 @@ def reproduce(
     data_dir: DataDir = None,
     store: StorePath = DEFAULT_STORE,
     out: Annotated[Path, typer.Option(help="Folder for <preset>.md and <preset>.csv.")] = REPRODUCE_OUT,
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu (= cuda), cuda:N, mps or auto (local executor).")] = "cpu",
-    executor: Annotated[str, typer.Option(help='local or ray (pip install "imputebench[ray]").')] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join. Default: start a local one.")] = None,
-    cpus_per_trial: Annotated[float, typer.Option(help="CPUs each trial reserves (Ray) and torch threads it uses.")] = 1.0,
-    gpus_per_trial: Annotated[float, typer.Option(help="GPUs each deep Ray trial reserves.")] = 0.0,
-    max_retries: Annotated[int, typer.Option(help="Tries again a trial that failed, diverged or timed out.", min=0)] = 0,
-    trial_timeout: Annotated[float | None, typer.Option(help="Seconds an attempt may run before it is stored as timeout.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Lightning's messages and a line per finished trial.")] = False,
+    accelerator: Accelerator = "cpu",
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
+    cpus_per_trial: CpusPerTrial = 1.0,
+    gpus_per_trial: GpusPerTrial = 0.0,
+    max_retries: MaxRetries = 0,
+    trial_timeout: TrialTimeout = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run one published table (a preset) through the ordinary runner and write its cells, each with a verdict.
 
