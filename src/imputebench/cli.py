@@ -498,7 +498,8 @@ def _list_presets(out: Path) -> None:
     """``reproduce --list``: one line per preset, with the measured wall time of a committed result where there is one."""
     from imputebench.reproduce.preset import load_preset, preset_names
 
-    table = Table("preset", "paper", "table", "cells", "models", "datasets", "CPU h reduced", "CPU h paper", "result")
+    table = Table(Column("preset", no_wrap=True), *(Column(h, overflow="fold") for h in (
+        "paper", "table", "cells", "models", "datasets", "CPU h reduced", "CPU h paper", "result")))
     for name in preset_names():
         spec = load_preset(name)
         models = sorted({r.model for r in spec.rows.values() if r.model} | set(spec.reference_models))
