@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from imputebench.data.table import Table  # noqa: E402
 from imputebench.models.base import ImputerModule  # noqa: E402
 from imputebench.models.registry import get_model  # noqa: E402
 from imputebench.models.training import trainer_for  # noqa: E402
+from imputebench.runner.provenance import git_commit  # noqa: E402
 
 MODELS = ("mrvae", "mopoe")
 PROBE_ROWS = 500  # validation rows read after every epoch
@@ -140,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started, t0 = datetime.now(UTC), time.perf_counter()
+    commit = git_commit()  # the code that runs, "+dirty" if changed
     dataset = load_dataset(VERSIONS["vanilla"], check_data_dir(args.data_dir))
     splits = make_splits(first_rows(dataset, args.train_rows, 500), args.seed)
     train_x, _ = splits.train.rows(slice(None))
@@ -153,7 +154,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         trainer_for(model, datamodule, callbacks=[probe]).fit(model, datamodule)
         probes[name] = probe.rows
         print(f"{name}: {probe.rows[-1]}", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = "python " + shlex.join(["benchmarks/mrvae_collapse.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [
         "# mrVAE on PolyMNIST: where its factors go",

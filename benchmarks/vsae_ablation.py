@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +48,7 @@ from imputebench.models.registry import get_model
 from imputebench.models.vsae import VSAE
 from imputebench.nn.elbo import clamp_logvar
 from imputebench.runner.presets import config_resolver
+from imputebench.runner.provenance import git_commit
 
 DATASETS = {"yeast": "nrmse", "glass": "nrmse", "zoo": "pfc"}
 
@@ -133,8 +133,7 @@ def run(data_dir: Path | None, seeds: list[int], log=print) -> tuple[dict, dict]
 
 
 def write(scores: dict[tuple[str, str], list[float]], kls: dict[tuple[str, str], list[float]], out: Path, command: str,
-          started: datetime, wall_s: float, seeds: list[int]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+          commit: str, started: datetime, wall_s: float, seeds: list[int]) -> None:
     lines = [
         "# VSAE ablation: which part keeps it at mean imputation, and what makes it learn",
         "",
@@ -189,11 +188,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     started, t0 = datetime.now(UTC), time.perf_counter()
+    commit = git_commit()  # the code that runs, "+dirty" if changed
     seeds = list(range(args.seeds))
     scores, kls = run(args.data_dir, seeds, log=lambda line: print(line, flush=True))
     command = "python benchmarks/vsae_ablation.py" + (f" --data-dir {args.data_dir}" if args.data_dir else "") + \
         (f" --seeds {args.seeds}" if args.seeds != 3 else "")
-    write(scores, kls, args.out, command, started, time.perf_counter() - t0, seeds)
+    write(scores, kls, args.out, command, commit, started, time.perf_counter() - t0, seeds)
     print(f"wrote {args.out}")
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import platform
-import subprocess
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ from imputebench.data.prepare import prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.models.registry import get_model
+from imputebench.runner.provenance import git_commit
 
 #: papers/001 Table 6 (VSAE long version), MCAR 0.5: (MissForest, MICE) per dataset, NRMSE
 PAPER = {"yeast": {"missforest": 0.424, "mice": 0.521}, "whitewine": {"missforest": 0.3762, "mice": 0.4280}}
@@ -130,7 +130,7 @@ def imputations(dataset, seeds: list[int]) -> list[dict]:
                  "train_truth": data.dataset.values[data.splits.train], "train_observed": data.observed[data.splits.train]}
         for name in MODELS:
             model = get_model(name)(seed=seed).fit(data.train, data.validation)
-            entry[name] = data.transform.decode(model.impute(data.test).numpy())
+            entry[name] = data.transform.decode(model.impute(data.test))  # (n_test, d) original units
         out.append(entry)
     return out
 
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/vsae_metric.md"))
     args = parser.parse_args()
     started, t0 = datetime.now(UTC), time.perf_counter()
+    commit = git_commit()  # the code that runs, "+dirty" if changed
     seeds = list(range(args.seeds))
     runs = {}  # (dataset, target) -> per-seed imputations
     for name in PAPER:
@@ -165,11 +166,10 @@ def main() -> None:
             order = all(values[(n, "missforest")] < values[(n, "mice")] for n in PAPER)
             rows.append((gap, order, reading, values))
     rows.sort(key=lambda r: r[0])
-    write(rows, args, started, time.perf_counter() - t0, seeds)
+    write(rows, args, commit, started, time.perf_counter() - t0, seeds)
 
 
-def write(rows, args, started, wall_s: float, seeds: list[int]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+def write(rows, args, commit: str, started, wall_s: float, seeds: list[int]) -> None:
     head = ["Reading (scale / normaliser / aggregation / entries / target)", "total gap", "paper's order"]
     for name in PAPER:
         head += [f"{name} mean", f"{name} MICE (paper {PAPER[name]['mice']})", f"{name} MissForest (paper {PAPER[name]['missforest']})"]
