@@ -11,7 +11,7 @@ import pytest
 from paper_tables import read_table
 from typer.testing import CliRunner
 
-from imputebench.cli import app
+from imputebench.cli import _result_line, app
 from imputebench.reproduce.preset import PaperValue, PresetError, load_preset, preset_names
 from imputebench.reproduce.verdict import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED, Ours, judge
 
@@ -181,8 +181,6 @@ def test_a_preset_runs_through_the_store_and_writes_every_cell(tmp_path):
     md = (out / "tiny.md").read_text()
     assert "**Verdicts**: 2 reproduced, 1 not reproduced, 2 not comparable (of 5 cells)" in md
     assert "`reduced`: 2 seeds, at most 2 epochs" in md
-    from imputebench.cli import _result_line  # what `reproduce --list` shows of a written report
-
     assert _result_line(out / "tiny.md") == "reduced: 2 reproduced, 1 not reproduced, 2 not comparable (of 5 cells)"
     assert _result_line(tmp_path / "absent.md") == "–"
     # a second run resumes: nothing trains again, and the cells are the same
