@@ -487,10 +487,10 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
         planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),
                          spec.protocol, config_for, skip, provenance)
         trials.update({t.key: t for t in planned})
-        for column, col in spec.columns.items():
-            if col.dataset in block.datasets and spec.column_setting(column) == (block.mechanism, block.ratio):
-                for row in block.rows:
-                    cell_keys.setdefault((row, column), set()).update(t.key for t in planned if t.dataset == col.dataset)
+        for column in block.columns:
+            keys = {t.key for t in planned if t.dataset == spec.columns[column].dataset}
+            for row in block.rows:
+                cell_keys.setdefault((row, column), set()).update(keys)
     return list(trials.values()), cell_keys, options, loaded
 
 

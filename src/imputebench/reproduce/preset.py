@@ -181,11 +181,13 @@ class Preset(_Strict):
             mechanism, ratio = self.column_setting(column)
             for label, model, config in lines:
                 key = (model, yaml.safe_dump(config, sort_keys=True), mechanism, ratio)
-                block = runs.setdefault(key, Block(model, dict(config), mechanism, ratio, [], []))
+                block = runs.setdefault(key, Block(model, dict(config), mechanism, ratio, [], [], []))
                 if spec.dataset not in block.datasets:
                     block.datasets.append(spec.dataset)
                 if label not in block.rows:
                     block.rows.append(label)
+                if column not in block.columns:
+                    block.columns.append(column)
         return list(runs.values())
 
     def check_names(self) -> None:
@@ -209,7 +211,7 @@ class Preset(_Strict):
 @dataclass
 class Block:
     """One ordinary sweep of a preset: ``model`` with ``config`` on ``datasets`` at (``mechanism``, ``ratio``),
-    serving the table's ``rows`` (their labels)."""
+    serving the cells of the table's ``rows`` and ``columns`` (their labels)."""
 
     model: str
     config: dict
@@ -217,6 +219,7 @@ class Block:
     ratio: float
     datasets: list[str]
     rows: list[str]
+    columns: list[str]
 
 
 def preset_folder() -> Path:
