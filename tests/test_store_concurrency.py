@@ -45,3 +45,36 @@ def test_concurrent_writers_lose_no_row(tmp_path):
         frame = store.frame()
     assert len(frame) == WRITERS * ROWS_EACH and frame["config_hash"].is_unique
     assert sorted(frame.groupby("model").size()) == [ROWS_EACH] * WRITERS
+
+
+OPENERS, ROUNDS = 3, 25
+
+
+def open_store(path: str, start, failures) -> None:
+    """One sweep's start: waits for the others, then opens (so creates) the store at the same instant."""
+    start.wait()
+    try:
+        ResultStore(path).close()
+    except Exception as err:  # noqa: BLE001 - the test reports what any opener met
+        failures.put(repr(err))
+
+
+def test_sweeps_opening_a_new_store_at_the_same_instant_all_open_it(tmp_path):
+    # Before the fix about one opener in 25 met "database is locked" here (SQLite reports the lock of the
+    # switch to WAL at once rather than waiting), and its sweep ended before running a trial.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["imputebench.runner.store"])
+    failures = ctx.Queue()
+    for round_ in range(ROUNDS):
+        path = str(tmp_path / f"new{round_}.sqlite")
+        start = ctx.Barrier(OPENERS, timeout=LIMIT_S)
+        openers = [ctx.Process(target=open_store, args=(path, start, failures)) for _ in range(OPENERS)]
+        for process in openers:
+            process.start()
+        for process in openers:
+            process.join(timeout=LIMIT_S)
+        assert [p.exitcode for p in openers] == [0] * OPENERS
+    met = []
+    while not failures.empty():
+        met.append(failures.get())
+    assert met == []

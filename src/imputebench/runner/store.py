@@ -179,6 +179,11 @@ def _folder_writable(path: Path) -> bool:
     return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
+def _busy(err: sqlite3.Error) -> bool:
+    """Whether ``err`` says another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED), which passes."""
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err))
+
+
 def _inspect(path: Path) -> tuple[str, str]:
     """What ``path`` holds, looked at through a read-only connection that changes nothing: ``("new", "")``,
     ``("current", "")``, ``("legacy", version)``, ``("newer", version)`` or ``("foreign", why)``."""
@@ -195,6 +200,8 @@ def _inspect(path: Path) -> tuple[str, str]:
         finally:
             db.close()
     except sqlite3.DatabaseError as err:
+        if _busy(err):
+            raise  # another sweep is creating or migrating it: the caller waits and looks again
         return "foreign", f"not an SQLite database ({err})"
     if app == APPLICATION_ID:
         if version > SCHEMA_VERSION:
@@ -222,6 +229,23 @@ class ResultStore:
 
     def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path, self.readonly = Path(path), readonly
+        # Two sweeps started together on a new store both find it "new": one creates it while the other's
+        # inspection or switch to WAL meets the lock, which SQLite may report at once rather than wait on.
+        # That one waits and looks again (it then finds the store current), up to the busy timeout.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._open()
+                return
+            except sqlite3.DatabaseError as err:
+                if not _busy(err) or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path} is not a usable results store: {err}") from None
+                time.sleep(0.05)
+            except OSError as err:
+                raise StoreError(f"cannot open the results store {self.path}: {err}") from None
+
+    def _open(self) -> None:
+        """Inspect the file, refuse what cannot be used, then connect (creating or migrating the store)."""
         kind, detail = _inspect(self.path)
         if kind == "foreign":
             raise StoreError(f"{self.path} is not an imputebench results store ({detail}); it was only read, not "
@@ -229,28 +253,28 @@ class ResultStore:
         if kind == "newer":
             raise StoreError(f"{self.path} was written by a newer imputebench (store schema {detail}; this version knows "
                              f"up to {SCHEMA_VERSION}); it was only read, not changed: upgrade imputebench to use it")
-        if readonly and kind == "new":
+        if self.readonly and kind == "new":
             raise StoreError(f"no results store at {self.path}; run `imputebench run` first")
-        if readonly and kind == "legacy" and not _folder_writable(self.path):
+        if self.readonly and kind == "legacy" and not _folder_writable(self.path):
             raise StoreError(f"{self.path} was written by an older imputebench and cannot be migrated where it is "
                              "(read-only): copy it to a writable folder and read the copy")
+        if self.readonly and kind == "current":
+            self._db = sqlite3.connect(_uri(self.path, immutable=not _folder_writable(self.path)), uri=True,
+                                       isolation_level=None)
+            return
+        # A new store, or an older one migrated first (even for reading).
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Other sweeps may write to the same file: wait up to a minute for their one-row transactions.
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            if readonly and kind == "current":
-                self._db = sqlite3.connect(_uri(self.path, immutable=not _folder_writable(self.path)), uri=True,
-                                           isolation_level=None)
-            else:  # a new store, or an older one migrated first (even for reading)
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Other sweeps may write to the same file: wait up to a minute for their one-row transactions.
-                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                if kind == "new":
-                    self._create()
-                elif kind == "legacy":
-                    self._migrate(int(detail))
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path} is not a usable results store: {err}") from None
-        except OSError as err:
-            raise StoreError(f"cannot open the results store {self.path}: {err}") from None
+            self._db.execute("PRAGMA journal_mode=WAL")
+            if kind == "new":
+                self._create()
+            elif kind == "legacy":
+                self._migrate(int(detail))
+        except BaseException:
+            self._db.close()
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
