@@ -59,6 +59,10 @@ MODELS: dict[str, ModelCard] = {
                        "generative networks.", "Ivanov, Figurnov & Vetrov 2019, VAEAC (papers/002)"),
     "vsae": ModelCard("Variational selective autoencoder: selective unimodal/multimodal proposals and a mask decoder.",
                       "Gong et al., Variational Selective Autoencoder (papers/000, papers/001)"),
+    "vsae_zero_fill": ModelCard("VSAE with zeros for unobserved entries and one latent dimension per feature (our deviation, "
+                                "against collapse).",
+                                "Gong et al. (papers/000) with two choices of appendix B.2 changed: "
+                                "benchmarks/results/vsae_ablation.md"),
 }
 
 
