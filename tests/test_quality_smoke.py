@@ -38,6 +38,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "vae": {"nrmse": 0.89, "pfc": 0.86},
     "vaeac": {"nrmse": 0.96, "pfc": 0.95},
     "vsae": {"nrmse": 0.92, "pfc": 0.89},
+    "vsae_zero_fill": {"nrmse": 0.84, "pfc": 0.77},  # benchmarks/results/quality_smoke_margins_vsae_zero_fill.md
 }
 
 #: deep models the smoke cannot check, and why
