@@ -199,3 +199,9 @@ def test_a_row_config_reaches_the_trials_and_a_bad_one_exits_2(tmp_path):
     assert result.exit_code == 2 and "preset tiny, rows VAE: config" in result.output
     assert not (tmp_path / "s.sqlite").exists()
 
+
+
+def test_a_prediction_column_makes_its_trials_ask_for_prediction_and_an_imputation_column_does_not():
+    prediction, imputation = load_preset("vaeac-t2"), load_preset("vaeac-t1")
+    assert prediction.higher_is_better and {b.evaluation for b in prediction.blocks()} == {("downstream",)}
+    assert {b.evaluation for b in imputation.blocks()} == {()}

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from imputebench.errors import UnknownNameError
+from imputebench.metric_directions import DOWNSTREAM
 from imputebench.model_catalog import MODELS
 
 if TYPE_CHECKING:
@@ -189,6 +190,10 @@ def run(
     allow_modified_data: Annotated[bool, typer.Option(
         "--allow-modified-data", help="Run on dataset files whose sha256 differs from the recorded one; their rows "
                                       "carry the actual hash and are marked modified.")] = False,
+    downstream: Annotated[bool, typer.Option(
+        "--downstream", help="Also score post-imputation prediction (VAEAC Table 2): a linear or logistic regression "
+                             "fitted on the imputed training rows predicts the target of the imputed test rows; R² or "
+                             "accuracy, stored beside the imputation metrics. Tables with a prediction target only.")] = False,
     fmt: Format = "md",
 ) -> None:
     """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard.
@@ -242,11 +247,13 @@ def run(
     loaded = _load_verified(dataset_list, data_dir, allow_modified_data)
     skip = _image_skips(model_list, loaded)
     try:
+        if downstream:
+            _check_downstream(loaded)
         config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides, model_config,
                                      max_epochs=max_epochs, patience=patience)
         provenance = {name: {k: v for k, v in data.provenance().items() if k != "files"} for name, data in loaded.items()}
         trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for, skip,
-                        provenance)
+                        provenance, (DOWNSTREAM,) if downstream else ())
     except ValueError as err:
         raise _fail(str(err), 2) from None
     if not trials:
@@ -484,14 +491,24 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
         config_for = config_resolver(schemas, {block.model: block.config},
                                      file_label=f"preset {spec.name}, rows {', '.join(block.rows)}: config",
                                      max_epochs=chosen.max_epochs, patience=chosen.patience)
+        if block.evaluation:
+            _check_downstream({d: loaded[d] for d in block.datasets})
         planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),
-                         spec.protocol, config_for, skip, provenance)
+                         spec.protocol, config_for, skip, provenance, block.evaluation)
         trials.update({t.key: t for t in planned})
         for column in block.columns:
             keys = {t.key for t in planned if t.dataset == spec.columns[column].dataset}
             for row in block.rows:
                 cell_keys.setdefault((row, column), set()).update(keys)
     return list(trials.values()), cell_keys, options, loaded
+
+
+def _check_downstream(loaded: dict) -> None:
+    """Every dataset of a sweep scored by post-imputation prediction has a target and no images (ValueError)."""
+    from imputebench.downstream import task_of
+
+    for dataset in loaded.values():
+        task_of(dataset)
 
 
 def _list_presets(out: Path) -> None:

@@ -2,7 +2,8 @@
 
 A *group* is one comparison: (protocol, dataset, mechanism, ratio). Within a
 group every model is ranked on each primary metric (NRMSE for numeric features,
-PFC for categorical ones, the summed per-pixel MSE for image modalities; lower is better) and the model's rank is the mean of
+PFC for categorical ones, the summed per-pixel MSE for image modalities; lower is better; and, for trials that
+asked for it, the post-imputation prediction's R² or accuracy, higher is better) and the model's rank is the mean of
 its per-metric ranks. Only rows with status ``ok`` count; ``n_seeds`` says how
 many seeds each mean rests on, so a model that failed on some seeds shows it.
 
@@ -41,9 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
+from imputebench.metric_directions import DOWNSTREAM_METRICS, HIGHER_IS_BETTER
 from imputebench.model_catalog import trained_on_complete_data
 
-PRIMARY_METRICS = ("nrmse", "pfc", "mse")
+PRIMARY_METRICS = ("nrmse", "pfc", "mse", *DOWNSTREAM_METRICS.values())
 SIGNIFICANCE = 0.05
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
 CELL = [*GROUP, "model"]  # where settings compete for the one line ``configs="latest"`` keeps
@@ -188,7 +190,7 @@ def _scores(rows: pd.DataFrame) -> pd.DataFrame:
         .agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("seed", "nunique"), wall_time_s=("wall_time_s", "mean"))
         .reset_index()
     )
-    stats["metric_rank"] = stats.groupby([*GROUP, "metric"])["mean"].rank(method="min")
+    stats["metric_rank"] = _loss(stats).groupby([stats[c] for c in [*GROUP, "metric"]]).rank(method="min")
     stats["rank"] = stats.groupby(LINE)["metric_rank"].transform("mean")
     stats["complete_data"] = stats["model"].map(trained_on_complete_data)
     stats = stats.merge(_tests_against_best(long), on=[*GROUP, "metric", "label"], how="left")
@@ -211,12 +213,12 @@ def _pairs_note(summary: pd.DataFrame) -> str:
 
 def _tests_against_best(long: pd.DataFrame) -> pd.DataFrame:
     """Per (group, metric, label): ``p_vs_best`` and ``n_pairs`` (seeds both lines finished) against the line
-    with the lowest mean; NaN p for the best itself and for fewer than 2 pairs. Each label is one setting, so
+    with the best mean (the lowest error, the highest score); NaN p for the best itself and for fewer than 2 pairs. Each label is one setting, so
     only seeds of one configuration pair."""
     out = []
     for key, block in long.groupby([*GROUP, "metric"]):
         scores = block.pivot_table(index="seed", columns="label", values="value")  # (seeds, labels)
-        best = block.groupby("label")["value"].mean().idxmin()  # the summary's best: lowest mean over seeds
+        best = _loss(block).groupby(block["label"]).mean().idxmin()  # the summary's best mean over seeds
         for label in scores.columns:
             pairs = scores[[best, label]].dropna().to_numpy()  # (n_pairs, 2)
             p = np.nan if label == best or len(pairs) < 2 else paired_p_value(pairs[:, 0], pairs[:, 1])
@@ -303,9 +305,9 @@ def _describe(fields: Sequence[str], values: Sequence) -> str:
 
 
 def _column_ranks(table: pd.DataFrame) -> pd.Series:
-    """Each label's rank (lowest mean = 1) in every column where it has a score, averaged; NaN for none."""
+    """Each label's rank (best mean = 1) in every column where it has a score, averaged; NaN for none."""
     scored = table[table["metric"].notna()]
-    ranks = scored.groupby("column")["mean"].rank(method="min").groupby(scored["label"]).mean()
+    ranks = _loss(scored).groupby(scored["column"]).rank(method="min").groupby(scored["label"]).mean()
     return ranks.reindex(sorted(table["label"].unique()))
 
 
@@ -320,7 +322,8 @@ def _model_table(lines: pd.DataFrame, ranks: pd.Series) -> str:
     """Labels × ``lines['column']`` (in the order of ``lines``): mean ± std, bold best per column, * where worse
     than it; – where a label has no score; then :func:`_per_model`'s columns and † for complete-data models."""
     scored = lines[lines["metric"].notna()]
-    best = scored["mean"] == scored.groupby("column")["mean"].transform("min")
+    loss = _loss(scored)
+    best = loss == loss.groupby(scored["column"]).transform("min")
     places = scored["metric"].map(lambda metric: DECIMALS.get(metric, 3))
     text = [_cell(*cell) for cell in zip(scored["mean"], scored["std"], best, places, scored["p_vs_best"])]
     per_model = _per_model(lines, ranks)
@@ -394,11 +397,23 @@ def _overall_section(summary: pd.DataFrame) -> str:
     return "\n".join(sections)
 
 
+def _loss(lines: pd.DataFrame) -> pd.Series:
+    """Each line's ``mean`` (``value`` in per-seed frames) turned lower-is-better: a score (R², accuracy) negated."""
+    values = lines["mean"] if "mean" in lines else lines["value"]
+    return values.where(~lines["metric"].isin(HIGHER_IS_BETTER), -values)
+
+
+def _direction_note(summary: pd.DataFrame) -> str:
+    scores = sorted(set(summary["metric"].dropna()) & HIGHER_IS_BETTER)
+    return f"lower is better, except {', '.join(m.upper() for m in scores)} (higher)" if scores else "lower is better"
+
+
 def _footer(summary: pd.DataFrame, by: list[str] | None) -> str:
     columns = f"a table's columns ({', '.join(by)})" if by else "datasets and metrics"
     ranks = f"rank averaged over {columns}"
     return (
-        f"Mean ± std (ddof=1) over the seeds of one configuration; lower is better; bold = best in its column; {ranks}; "
+        f"Mean ± std (ddof=1) over the seeds of one configuration; {_direction_note(summary)}; bold = best in its column; "
+        f"{ranks}; "
         "† = trained on complete data (as the VSAE tables mark their last rows); * = worse than its "
         f"column's best by a two-sided Wilcoxon signed-rank test paired on seed (p < {SIGNIFICANCE:g}). With n seeds the "
         f"smallest possible p is 2/2^n ({_pairs_note(summary)}), so fewer than 6 seeds can show no *.\n"

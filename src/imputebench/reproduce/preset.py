@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imputebench.errors import UnknownNameError
+from imputebench.metric_directions import DOWNSTREAM, DOWNSTREAM_METRICS
 
 BUDGETS = ("reduced", "paper")
 #: a cell as the paper prints it: a value, ±, and a spread or Δ (the paper's bound on spreads too small to print)
@@ -188,6 +189,8 @@ class Preset(_Strict):
                     block.rows.append(label)
                 if column not in block.columns:
                     block.columns.append(column)
+                if spec.metric in DOWNSTREAM_METRICS.values():
+                    block.evaluation = (DOWNSTREAM,)
         return list(runs.values())
 
     def check_names(self) -> None:
@@ -220,6 +223,7 @@ class Block:
     datasets: list[str]
     rows: list[str]
     columns: list[str]
+    evaluation: tuple[str, ...] = ()  # beyond imputation: ("downstream",) when a column reports prediction
 
 
 def preset_folder() -> Path:

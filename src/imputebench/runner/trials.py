@@ -70,6 +70,8 @@ class Trial:
     model_config: dict = field(default_factory=dict)
     data: dict | None = None
     numerics: int = NUMERICS_VERSION
+    #: evaluations beyond the imputation metrics, e.g. ``("downstream",)`` (:mod:`imputebench.downstream`)
+    evaluation: tuple[str, ...] = ()
 
     @cached_property
     def identity(self) -> dict:
@@ -84,6 +86,8 @@ class Trial:
             "protocol": protocol_identity(self.protocol),
             "seed": int(self.seed),
             "numerics": self.numerics,
+            # only when asked: the trials stored before evaluations existed keep their keys
+            **({"evaluation": sorted(self.evaluation)} if self.evaluation else {}),
         }
 
     @cached_property
@@ -118,13 +122,15 @@ def expand(
     config_for: Callable[[str, str], dict] | None = None,
     skip: frozenset[tuple[str, str]] = frozenset(),
     data: Mapping[str, dict] | None = None,
+    evaluation: tuple[str, ...] = (),
 ) -> list[Trial]:
     """All trials, ordered so that the models of one data cell run back to back.
 
     ``config_for(model, dataset)`` gives each trial's resolved model configuration
     (see :mod:`imputebench.runner.presets`) and ``data[dataset]`` its dataset's provenance; both are
     part of the trial's identity. ``skip`` holds (model, dataset) pairs left out (classical baselines
-    on images).
+    on images). ``evaluation`` names the evaluations every trial adds to its imputation metrics (part of
+    its identity too: such a trial is another trial than the same one without).
     """
     ratios = [validate_ratio(r) for r in ratios]
     for seed in seeds:
@@ -134,7 +140,8 @@ def expand(
     configs = {(m, d): (config_for(m, d) if config_for else {}) for m, d in pairs}
     provenance = dict(data or {})
     return [
-        Trial(model, dataset, mechanism, ratio, seed, protocol, configs[model, dataset], provenance.get(dataset))
+        Trial(model, dataset, mechanism, ratio, seed, protocol, configs[model, dataset], provenance.get(dataset),
+              evaluation=tuple(sorted(set(evaluation))))
         for dataset, mechanism, ratio, seed, model in itertools.product(datasets, mechanisms, ratios, seeds, models)
         if (model, dataset) not in skip
     ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from imputebench.data.datamodule import PreparedDataModule
@@ -26,8 +27,10 @@ from imputebench.data.prepare import PreparedData, prepare
 from imputebench.data.protocols import get_protocol
 from imputebench.data.sources import load_dataset
 from imputebench.data.table import CompactTable
+from imputebench.downstream import downstream_score
 from imputebench.errors import DivergedError
 from imputebench.evaluate import score
+from imputebench.metric_directions import DOWNSTREAM
 from imputebench.models.base import ImputerModule
 from imputebench.models.distributed import Distribution
 from imputebench.models.registry import get_model, is_classical
@@ -202,6 +205,17 @@ def _generation(model: object, data: PreparedData) -> dict[str, float]:
     }
 
 
+def _evaluations(trial: Trial, model: object, data: PreparedData, imputed_test: torch.Tensor) -> dict[str, float]:
+    """The metrics of the evaluations ``trial`` asks for beyond imputation: post-imputation prediction
+    (:mod:`imputebench.downstream`) imputes the training and validation rows too and fits on them."""
+    if DOWNSTREAM not in trial.evaluation:
+        return {}
+    parts = [data.train] if data.val is None else [data.train, data.val]
+    imputed_fit = torch.cat([model.impute(part) for part in parts])  # (n_train + n_val, D)
+    fit_rows = np.concatenate([data.splits.train, data.splits.val])
+    return downstream_score(data.dataset, fit_rows, imputed_fit, data.splits.test, imputed_test)
+
+
 def models_dir_for(store: Path) -> Path:
     """Where a store keeps the trained weights of its image trials: ``results/x.sqlite`` -> ``results/x.models``."""
     return Path(store).with_suffix(".models")
@@ -257,7 +271,7 @@ def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: 
                   mask_hash=data.mask_hash, hardware=hw)
     if not torch.isfinite(imputed).all():
         return _row(trial, "diverged", "imputations contain NaN or inf", **common)
-    metrics = {**score(data, imputed), **summary, **_generation(model, data)}
+    metrics = {**score(data, imputed), **summary, **_generation(model, data), **_evaluations(trial, model, data, imputed)}
     if models_dir is not None and data.dataset.schema.modalities and isinstance(model, torch.nn.Module):
         save_weights(model, trial, models_dir)
     return _row(trial, "ok", None, metrics=metrics, history=history, **common)

@@ -1,0 +1,22 @@
+"""Which way a stored metric improves, readable without torch (the leaderboard and the reproduce reports read it).
+
+Imputation errors (NRMSE, PFC, MSE) are lower-is-better; the post-imputation prediction scores of
+:mod:`imputebench.downstream` (VAEAC, Ivanov et al. 2019, Table 2: R² and accuracy) are higher-is-better.
+"""
+
+from __future__ import annotations
+
+#: the evaluation a trial asks for by this name (:attr:`imputebench.runner.trials.Trial.evaluation`) to be scored
+#: by post-imputation prediction as well
+DOWNSTREAM = "downstream"
+
+#: the stored downstream metric of each kind of prediction target
+DOWNSTREAM_METRICS = {"regression": "downstream_r2", "classification": "downstream_accuracy"}
+
+#: metrics where a larger value is better; every other stored metric is an error
+HIGHER_IS_BETTER = frozenset(DOWNSTREAM_METRICS.values())
+
+
+def sign(metric: str) -> int:
+    """+1 for an error (lower is better), -1 for a score: ``sign(metric) * value`` is always lower-is-better."""
+    return -1 if metric in HIGHER_IS_BETTER else 1
