@@ -239,3 +239,19 @@ def test_singleton_modalities_default():
     x = correlated_gaussian(n=3000, d=4)
     mask = modality_mask(x, schema, "mcar", 0.3, np.random.default_rng(0))
     assert mask.shape == (3000, 4) and abs(missing_ratio(mask) - 0.3) < TOL
+
+
+# --- weak supervision (MVAE section 5.1) ------------------------------------------------
+@pytest.mark.parametrize("ratio", [0.001, 0.5, 0.99])
+def test_unpaired_rows_keep_one_modality_in_turn_and_the_rest_keep_both(image_schema, ratio):
+    x = correlated_gaussian(n=4000, d=12, seed=5)
+    mask = make_mask(x, "unpaired", ratio, seed=2, schema=image_schema, per_modality=True)
+    left, right = mask[:, 0], mask[:, 6]
+    assert np.array_equal(mask[:, :6], np.repeat(mask[:, :1], 6, axis=1))  # whole modalities
+    assert (left | right).all()  # no row loses both
+    unpaired = left != right
+    assert unpaired.sum() == round(ratio * 4000)  # exactly the share asked for
+    assert abs(int((left & ~right).sum()) - int((right & ~left).sum())) <= 1  # image-only vs label-only
+    again = make_mask(x, "unpaired", ratio, seed=2, schema=image_schema, per_modality=True)
+    other = make_mask(x, "unpaired", ratio, seed=3, schema=image_schema, per_modality=True)
+    assert np.array_equal(mask, again) and not np.array_equal(mask, other)

@@ -162,7 +162,7 @@ def run(
         help=f"Comma-separated dataset names or aliases (quickstart, embedded, uci, bimodal). Default: {QUICKSTART_DATASETS}. "
              f"With neither --models nor --datasets the run is a quick demonstration: deep models get "
              f"{QUICKSTART_EPOCHS} epochs unless --max-epochs / --patience say otherwise.")] = None,
-    mechanisms: Annotated[str, typer.Option(help="mcar, mar, mnar (= mnar_selfmask), mnar_quantile.")] = "mcar",
+    mechanisms: Annotated[str, typer.Option(help="mcar, mar, mnar (= mnar_selfmask), mnar_quantile, unpaired (weak supervision: the ratio is the share of unpaired rows).")] = "mcar",
     ratios: Annotated[str, typer.Option(help="Missing ratios in (0, 1), comma-separated.")] = "0.5",
     seeds: Annotated[str, typer.Option(help="A count (3 = seeds 0,1,2) or a comma-separated list.")] = "1",
     protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",

@@ -21,6 +21,8 @@ Mechanisms (see ``docs/models.md``, "Missingness mechanisms"):
   logistic function of its own value (Muzellec et al.'s ``MNAR_self_mask_logistic``).
 * :func:`mnar_quantile` - quantile censoring MNAR: values beyond a per-feature quantile are
   masked with high probability, the rest with low probability.
+* :func:`unpaired` - weak supervision (MVAE section 5.1): a share r of the rows keeps one column
+  (one modality) only; its ``ratio`` is the share of unpaired rows, not of missing entries.
 
 :func:`make_mask` is the single entry point of the runner; :func:`mask_hash` fingerprints
 a mask for the result store.
@@ -214,12 +216,37 @@ def mnar_quantile(x: np.ndarray, ratio: float, rng: np.random.Generator, leak: f
     return rng.random((n, d)) >= probs
 
 
+def unpaired(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Weak supervision (MVAE, Wu & Goodman 2018, section 5.1): a share r of the rows is unpaired and keeps
+    exactly one of its columns; every other row keeps all of them. Drawn per modality (images with a label),
+    an unpaired row keeps its image or its label.
+
+    Here ``ratio`` is the share of unpaired rows, not of missing entries: with M columns the share of
+    missing entries is r (M - 1) / M. MVAE's "fraction of paired examples" is 1 - r. As the paper reserves
+    "a fraction of the dataset as multi-modal examples" and splits "the remaining data" into one dataset
+    per modality, exactly round(r n) rows are unpaired, chosen at random, and they keep their columns in
+    turn (as many image-only as label-only rows, give or take one).
+
+    >>> m = unpaired(np.zeros((1000, 2)), 0.9, np.random.default_rng(0))
+    >>> int((m.sum(1) == 1).sum()), int(m.all(1).sum()), int((~m[:, 0]).sum())
+    (900, 100, 450)
+    """
+    r = validate_ratio(ratio)
+    n, d = _check_x(x).shape
+    rows = rng.permutation(n)[: int(round(r * n))]  # the unpaired rows, in random order
+    mask = np.ones((n, d), dtype=bool)
+    mask[rows] = False
+    mask[rows, np.arange(len(rows)) % d] = True  # each keeps one column, the columns in turn
+    return mask
+
+
 MECHANISMS: dict[str, Mechanism] = {
     "mcar": mcar,
     "mar": mar,
     "mnar": mnar_selfmask,  # the default MNAR
     "mnar_selfmask": mnar_selfmask,
     "mnar_quantile": mnar_quantile,
+    "unpaired": unpaired,
 }
 _ALIASES = {"mnar": "mnar_selfmask"}
 
