@@ -97,14 +97,17 @@ def test_the_leaderboard_bolds_and_ranks_the_highest_score_first():
     assert "**0.910 ± 0.010**" in text and "higher" in text
 
 
-def test_run_downstream_stores_the_score_and_refuses_a_table_without_target(tmp_path):
+def test_run_evaluate_downstream_stores_the_score_and_refuses_a_table_without_target(tmp_path):
     store = tmp_path / "s.sqlite"
-    refused = runner.invoke(app, ["run", "--models", "mean", "--datasets", "digits_pairs", "--downstream", "--store",
-                                  str(store)])
+    refused = runner.invoke(app, ["run", "--models", "mean", "--datasets", "digits_pairs", "--evaluate", "downstream",
+                                  "--store", str(store)])
     assert refused.exit_code == 2 and "'digits_pairs' has no prediction target" in refused.output
     assert not store.exists()
-    ran = runner.invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--downstream", "--protocol", "vaeac",
-                              "--seeds", "2", "--store", str(store)])
+    unknown = runner.invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--evaluate", "downstrem",
+                                  "--store", str(store)])
+    assert unknown.exit_code == 2 and "unknown evaluation 'downstrem'" in unknown.output and not store.exists()
+    ran = runner.invoke(app, ["run", "--models", "mean", "--datasets", "iris", "--evaluate", "downstream", "--protocol",
+                              "vaeac", "--seeds", "2", "--store", str(store)])
     assert ran.exit_code == 0, ran.output
     with sqlite3.connect(store) as db:
         stored = [row[0] for row in db.execute("SELECT metrics FROM trials WHERE status = 'ok'")]

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from imputebench.errors import UnknownNameError
-from imputebench.metric_directions import DOWNSTREAM
+from imputebench.metric_directions import DOWNSTREAM, EVALUATIONS, LABEL
 from imputebench.model_catalog import MODELS
 
 if TYPE_CHECKING:
@@ -190,10 +190,11 @@ def run(
     allow_modified_data: Annotated[bool, typer.Option(
         "--allow-modified-data", help="Run on dataset files whose sha256 differs from the recorded one; their rows "
                                       "carry the actual hash and are marked modified.")] = False,
-    downstream: Annotated[bool, typer.Option(
-        "--downstream", help="Also score post-imputation prediction (VAEAC Table 2): a linear or logistic regression "
-                             "fitted on the imputed training rows predicts the target of the imputed test rows; R² or "
-                             "accuracy, stored beside the imputation metrics. Tables with a prediction target only.")] = False,
+    evaluate: Annotated[str | None, typer.Option(
+        help="Evaluations beyond imputation, comma-separated, stored beside the imputation metrics: downstream "
+             "(VAEAC Table 2: a linear or logistic regression fitted on the imputed training rows predicts the "
+             "target of the imputed test rows; R² or accuracy; tables with a prediction target) and label (MVAE "
+             "Tables 8-9: every test label imputed from its image; accuracy; image + label datasets).")] = None,
     fmt: Format = "md",
 ) -> None:
     """Run a sweep of models × datasets × mechanisms × ratios × seeds and print its leaderboard.
@@ -247,13 +248,12 @@ def run(
     loaded = _load_verified(dataset_list, data_dir, allow_modified_data)
     skip = _image_skips(model_list, loaded)
     try:
-        if downstream:
-            _check_downstream(loaded)
+        evaluation = _check_evaluations(_split(evaluate) if evaluate else [], loaded)
         config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides, model_config,
                                      max_epochs=max_epochs, patience=patience)
         provenance = {name: {k: v for k, v in data.provenance().items() if k != "files"} for name, data in loaded.items()}
         trials = expand(model_list, dataset_list, mechanism_list, ratio_list, seed_list, protocol, config_for, skip,
-                        provenance, (DOWNSTREAM,) if downstream else ())
+                        provenance, evaluation)
     except ValueError as err:
         raise _fail(str(err), 2) from None
     if not trials:
@@ -491,8 +491,7 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
         config_for = config_resolver(schemas, {block.model: block.config},
                                      file_label=f"preset {spec.name}, rows {', '.join(block.rows)}: config",
                                      max_epochs=chosen.max_epochs, patience=chosen.patience)
-        if block.evaluation:
-            _check_downstream({d: loaded[d] for d in block.datasets})
+        _check_evaluations(list(block.evaluation), {d: loaded[d] for d in block.datasets})
         planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),
                          spec.protocol, config_for, skip, provenance, block.evaluation)
         trials.update({t.key: t for t in planned})
@@ -503,12 +502,21 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
     return list(trials.values()), cell_keys, options, loaded
 
 
-def _check_downstream(loaded: dict) -> None:
-    """Every dataset of a sweep scored by post-imputation prediction has a target and no images (ValueError)."""
+def _check_evaluations(names: list[str], loaded: dict) -> tuple[str, ...]:
+    """``names`` as a trial's evaluations, once each, after checking each is known and applies to every dataset
+    of the sweep (a table with a target for ``downstream``, images with a label for ``label``): ValueError."""
     from imputebench.downstream import task_of
+    from imputebench.label_accuracy import label_feature
 
+    unknown = [name for name in names if name not in EVALUATIONS]
+    if unknown:
+        raise ValueError(f"unknown evaluation {unknown[0]!r}; known: {', '.join(EVALUATIONS)}")
     for dataset in loaded.values():
-        task_of(dataset)
+        if DOWNSTREAM in names:
+            task_of(dataset)
+        if LABEL in names:
+            label_feature(dataset.schema, dataset.name)
+    return tuple(sorted(set(names)))
 
 
 def _list_presets(out: Path) -> None:

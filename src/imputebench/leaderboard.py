@@ -3,7 +3,7 @@
 A *group* is one comparison: (protocol, dataset, mechanism, ratio). Within a
 group every model is ranked on each primary metric (NRMSE for numeric features,
 PFC for categorical ones, the summed per-pixel MSE for image modalities; lower is better; and, for trials that
-asked for it, the post-imputation prediction's R² or accuracy, higher is better) and the model's rank is the mean of
+asked for them, the post-imputation prediction's R² or accuracy and the label accuracy, higher is better) and the model's rank is the mean of
 its per-metric ranks. Only rows with status ``ok`` count; ``n_seeds`` says how
 many seeds each mean rests on, so a model that failed on some seeds shows it.
 
@@ -42,10 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from imputebench.metric_directions import DOWNSTREAM_METRICS, HIGHER_IS_BETTER
+from imputebench.metric_directions import DOWNSTREAM_METRICS, HIGHER_IS_BETTER, LABEL_ACCURACY
 from imputebench.model_catalog import trained_on_complete_data
 
-PRIMARY_METRICS = ("nrmse", "pfc", "mse", *DOWNSTREAM_METRICS.values())
+PRIMARY_METRICS = ("nrmse", "pfc", "mse", *DOWNSTREAM_METRICS.values(), LABEL_ACCURACY)
 SIGNIFICANCE = 0.05
 GROUP = ["protocol", "dataset", "mechanism", "ratio"]
 CELL = [*GROUP, "model"]  # where settings compete for the one line ``configs="latest"`` keeps

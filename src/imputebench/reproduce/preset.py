@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imputebench.errors import UnknownNameError
-from imputebench.metric_directions import DOWNSTREAM, DOWNSTREAM_METRICS
+from imputebench.metric_directions import evaluation_of
 
 BUDGETS = ("reduced", "paper")
 #: a cell as the paper prints it: a value, ±, and a spread or Δ (the paper's bound on spreads too small to print)
@@ -189,8 +189,9 @@ class Preset(_Strict):
                     block.rows.append(label)
                 if column not in block.columns:
                     block.columns.append(column)
-                if spec.metric in DOWNSTREAM_METRICS.values():
-                    block.evaluation = (DOWNSTREAM,)
+                needed = evaluation_of(spec.metric)
+                if needed is not None and needed not in block.evaluation:
+                    block.evaluation = tuple(sorted((*block.evaluation, needed)))
         return list(runs.values())
 
     def check_names(self) -> None:
@@ -223,7 +224,7 @@ class Block:
     datasets: list[str]
     rows: list[str]
     columns: list[str]
-    evaluation: tuple[str, ...] = ()  # beyond imputation: ("downstream",) when a column reports prediction
+    evaluation: tuple[str, ...] = ()  # beyond imputation, from the columns' metrics: ("downstream",), ("label",)
 
 
 def preset_folder() -> Path:

@@ -30,7 +30,8 @@ from imputebench.data.table import CompactTable
 from imputebench.downstream import downstream_score
 from imputebench.errors import DivergedError
 from imputebench.evaluate import score
-from imputebench.metric_directions import DOWNSTREAM
+from imputebench.label_accuracy import label_accuracy
+from imputebench.metric_directions import DOWNSTREAM, LABEL
 from imputebench.models.base import ImputerModule
 from imputebench.models.distributed import Distribution
 from imputebench.models.registry import get_model, is_classical
@@ -207,13 +208,17 @@ def _generation(model: object, data: PreparedData) -> dict[str, float]:
 
 def _evaluations(trial: Trial, model: object, data: PreparedData, imputed_test: torch.Tensor) -> dict[str, float]:
     """The metrics of the evaluations ``trial`` asks for beyond imputation: post-imputation prediction
-    (:mod:`imputebench.downstream`) imputes the training and validation rows too and fits on them."""
-    if DOWNSTREAM not in trial.evaluation:
-        return {}
-    parts = [data.train] if data.val is None else [data.train, data.val]
-    imputed_fit = torch.cat([model.impute(part) for part in parts])  # (n_train + n_val, D)
-    fit_rows = np.concatenate([data.splits.train, data.splits.val])
-    return downstream_score(data.dataset, fit_rows, imputed_fit, data.splits.test, imputed_test)
+    (:mod:`imputebench.downstream`) imputes the training and validation rows too and fits on them; label
+    accuracy (:mod:`imputebench.label_accuracy`) imputes every test label from its image."""
+    metrics: dict[str, float] = {}
+    if DOWNSTREAM in trial.evaluation:
+        parts = [data.train] if data.val is None else [data.train, data.val]
+        imputed_fit = torch.cat([model.impute(part) for part in parts])  # (n_train + n_val, D)
+        fit_rows = np.concatenate([data.splits.train, data.splits.val])
+        metrics.update(downstream_score(data.dataset, fit_rows, imputed_fit, data.splits.test, imputed_test))
+    if LABEL in trial.evaluation:
+        metrics.update(label_accuracy(data, model.impute))
+    return metrics
 
 
 def models_dir_for(store: Path) -> Path:
