@@ -249,6 +249,7 @@ def run(
     skip = _image_skips(model_list, loaded)
     try:
         evaluation = _check_evaluations(_split(evaluate) if evaluate else [], loaded)
+        _check_models_take_data(model_list, loaded, skip)
         config_for = config_resolver({n: d.schema for n, d in loaded.items()}, overrides, model_config,
                                      max_epochs=max_epochs, patience=patience)
         provenance = {name: {k: v for k, v in data.provenance().items() if k != "files"} for name, data in loaded.items()}
@@ -318,6 +319,17 @@ def _image_skips(model_list: list[str], loaded: dict) -> frozenset[tuple[str, st
         names = ", ".join(name for m, name in sorted(skip) if m == model)
         err_console.print(f"[yellow]skipped[/] {model} on {names}: {get_model(model).not_on_images}", highlight=False)
     return skip
+
+
+def _check_models_take_data(model_list: list[str], loaded: dict, skip: frozenset[tuple[str, str]]) -> None:
+    """Every (model, dataset) pair of a sweep can run, or a ValueError naming the first that cannot and why."""
+    from imputebench.models.registry import get_model
+
+    for model in model_list:
+        for name, data in loaded.items():
+            reason = None if (model, name) in skip else get_model(model).refuses(data.schema)
+            if reason is not None:
+                raise ValueError(f"{model} cannot run on {name}: {reason}")
 
 
 def _check_resources(executor: str, accelerator: str, ray_address: str | None, cpus: float, gpus: float) -> None:
@@ -492,6 +504,7 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
                                      file_label=f"preset {spec.name}, rows {', '.join(block.rows)}: config",
                                      max_epochs=chosen.max_epochs, patience=chosen.patience)
         _check_evaluations(list(block.evaluation), {d: loaded[d] for d in block.datasets})
+        _check_models_take_data([block.model], {d: loaded[d] for d in block.datasets}, skip)
         planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),
                          spec.protocol, config_for, skip, provenance, block.evaluation)
         trials.update({t.key: t for t in planned})

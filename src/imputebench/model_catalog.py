@@ -53,6 +53,12 @@ MODELS: dict[str, ModelCard] = {
                        "Sutter & Vogt, Multimodal Relational VAE (papers/003)"),
     "mvae": ModelCard("Product-of-experts VAE trained on the sub-sampled ELBO of eq. (5); MVAE-Q behind ``quotient``.",
                       "Wu & Goodman 2018, MVAE (papers/004); VSAE baseline (papers/000 Table 1)"),
+    "supervised_logreg": ModelCard("Labels predicted from the other features by a logistic regression trained on the rows "
+                                   "where both are observed (MVAE's LOGREG).",
+                                   "Wu & Goodman 2018, MVAE (papers/004) section 5.1: the LOGREG baseline of Tables 8-9"),
+    "supervised_nn": ModelCard("Labels predicted from the other features by an MLP trained on the rows where both are "
+                               "observed (MVAE's NN).",
+                               "Wu & Goodman 2018, MVAE (papers/004) section 5.1 and appendix H: the NN baseline of Tables 8-9"),
     "vae": ModelCard("Variational autoencoder on zero-filled data without the mask; ELBO on observed entries.",
                      "Kingma & Welling 2014; VSAE baseline (papers/000 Table 1)"),
     "vaeac": ModelCard("Variational autoencoder with arbitrary conditioning: prior, proposal and skip-connected "

@@ -6,4 +6,19 @@ model module imports, never imports them back (no import cycle), and any lookup 
 Adding a model = one file + its name below.
 """
 
-from imputebench.models import ae, classical, cvae, gain, hivae, misgan, miwae, mopoe, mrvae, mvae, vae, vaeac, vsae  # noqa: F401
+from imputebench.models import (  # noqa: F401
+    ae,
+    classical,
+    cvae,
+    gain,
+    hivae,
+    misgan,
+    miwae,
+    mopoe,
+    mrvae,
+    mvae,
+    supervised,
+    vae,
+    vaeac,
+    vsae,
+)

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from imputebench.data.table import MaskedTable, ValidationSplit
+from imputebench.schema import FeatureSchema
 
 
 class Imputer(ABC):
@@ -39,6 +40,11 @@ class Imputer(ABC):
     @abstractmethod
     def impute(self, table: MaskedTable) -> torch.Tensor:
         """``(n, D)`` imputations of ``table``; observed entries unchanged."""
+
+    @classmethod
+    def refuses(cls, schema: FeatureSchema) -> str | None:
+        """Why this model cannot run on a table of ``schema`` (None: it can); the runner asks before any trial."""
+        return None
 
     def config(self) -> dict:
         """Hyper-parameters that identify this model in a result row."""

@@ -41,7 +41,9 @@ def trained_rows(frame: pd.DataFrame, store: Path, models: list[str] | None, dat
 def rebuild(row: pd.Series, weights: Path, data: PreparedData):
     """The trained model of a stored trial, in eval mode on the data's device."""
     model = get_model(row["model"])(seed=int(row["seed"]), **row_config(row))
-    model.build_networks(data.train.schema)
+    model.read_table_transform(data.train)  # as a fit builds it: what the networks and their fills
+    model.build_networks(data.train.schema)  # are made of besides the weights (GAIN's scaling, a
+    model.fit_statistics(data.train)  # supervised baseline's column means) comes from the training table
     model.load_state_dict(torch.load(weights, map_location=data.train.device, weights_only=True))
     return model.to(data.train.device).eval()
 
