@@ -62,6 +62,23 @@ def header_at(lines: list[str], i: int, columns: list[str]) -> tuple[list[str], 
     return None
 
 
+def _rows_end(lines: list[str], last: int) -> int:
+    """The first line after a header's rows (the header's rows start after line ``last``)."""
+    end = last + 1
+    while end < len(lines) and "\t" in lines[end]:
+        end += 1
+    return end
+
+
+def _captioned_elsewhere(lines: list[str], last: int, caption_at: int) -> bool:
+    """Whether a table found after our caption is followed at once by another table's caption: two tables with the
+    same columns, each captioned below (MVAE's Tables 8 and 9), where the next one's header is nearest ours."""
+    if last < caption_at:
+        return False
+    after = [clean(line) for line in lines[_rows_end(lines, last):_rows_end(lines, last) + 3]]
+    return any(re.match(r"Table \d+:", line) for line in after)
+
+
 def read_table(path: Path, caption: str, columns: list[str], window: int = 40) -> dict[str, dict[str, str]]:
     """Row label -> column label -> cleaned cell text of the table whose caption line starts with ``caption``
     (e.g. ``Table 1:``), for the header that holds every one of ``columns``."""
@@ -71,16 +88,15 @@ def read_table(path: Path, caption: str, columns: list[str], window: int = 40) -
         raise LookupError(f"{path.name}: {len(at)} lines start with {caption!r}")
     start = at[0]
     nearest = sorted(range(max(0, start - window), min(len(lines), start + window)), key=lambda i: abs(i - start))
-    found = next((h for h in (header_at(lines, i, columns) for i in nearest) if h is not None), None)
+    headers = (header_at(lines, i, columns) for i in nearest)
+    found = next((h for h in headers if h is not None and not _captioned_elsewhere(lines, h[1], start)), None)
     if found is None:
         raise LookupError(f"{path.name}: no header with {columns} within {window} lines of {caption!r}")
     header, last = found
     table: dict[str, dict[str, str]] = {}
     grouped = header[:2] == ["", "Method"]  # rows grouped by a dataset in the first column (VSAE long Table 5)
     group = ""
-    for line in lines[last + 1:]:
-        if "\t" not in line:
-            break
+    for line in lines[last + 1:_rows_end(lines, last)]:
         cells = cells_of(line)
         if grouped:
             group = cells[0] or group

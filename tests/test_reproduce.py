@@ -58,8 +58,16 @@ def test_paper_values_are_read_as_printed():
     assert (delta.value, delta.error, delta.decimals, delta.is_delta) == (0.45, 0.001, 2, True)
     with pytest.raises(ValueError, match="no delta"):
         paper("0.45 ± Δ")
+    alone = paper("0.4143")  # MVAE's tables print no spread: ours stands in for it
+    assert (alone.value, alone.error, alone.decimals, alone.is_delta) == (0.4143, 0.0, 4, False)
     with pytest.raises(ValueError, match="not 'value ± spread'"):
-        paper("0.45")
+        paper("0.45 +- 0.01")
+
+
+def test_a_value_printed_without_spread_is_judged_with_ours():
+    unspread = paper("0.90")
+    assert judge(unspread, Ours(0.93, 0.02, 3), 1, True).label == REPRODUCED  # 0.03 <= 2 sqrt(0.02^2 + 0.02^2 / 3)
+    assert judge(unspread, Ours(0.96, 0.02, 3), 1, True).label == NOT_REPRODUCED
 
 
 def test_a_difference_within_two_standard_errors_is_reproduced():
@@ -127,7 +135,7 @@ def test_a_bad_preset_names_its_file_and_key(tmp_path):
     bad.write_text(TINY.replace('Wine: {dataset: wine, metric: nrmse, ratio: 0.3}', 'Wine: {dataset: wine, ratio: 0.3}'))
     with pytest.raises(PresetError, match=r"bad.yaml: key columns.Wine.*name the metric"):
         load_preset(bad)
-    bad.write_text(TINY.replace('Iris: "1.00 ± 0.02"', 'Iris: "1.00"'))
+    bad.write_text(TINY.replace('Iris: "1.00 ± 0.02"', 'Iris: "1.00 +- 0.02"'))
     with pytest.raises(PresetError, match=r"cells.Mean.Iris"):
         load_preset(bad)
     bad.write_text(TINY.replace("seeds: 2,", "seeds: 1,"))
@@ -205,3 +213,12 @@ def test_a_prediction_column_makes_its_trials_ask_for_prediction_and_an_imputati
     prediction, imputation = load_preset("vaeac-t2"), load_preset("vaeac-t1")
     assert prediction.higher_is_better and {b.evaluation for b in prediction.blocks()} == {("downstream",)}
     assert {b.evaluation for b in imputation.blocks()} == {()}
+
+
+def test_weak_supervision_columns_ask_for_label_accuracy_at_their_own_unpaired_share():
+    preset = load_preset("mvae-t8")
+    assert {b.evaluation for b in preset.blocks()} == {("label",)}
+    assert {b.mechanism for b in preset.blocks()} == {"unpaired"}
+    assert sorted({b.ratio for b in preset.blocks()}) == [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999]
+    reduced = preset.budgets["reduced"]
+    assert reduced.epochs_for("mvae") == (5, 5) and reduced.epochs_for("supervised_nn") == (100, 100)

@@ -500,9 +500,10 @@ def _plan_preset(spec, budget: str, data_dir: Path | None, store: Path, accelera
     trials, cell_keys = {}, {}
     for block in blocks:
         skip = _image_skips([block.model], {d: loaded[d] for d in block.datasets})
+        max_epochs, patience = chosen.epochs_for(block.model)
         config_for = config_resolver(schemas, {block.model: block.config},
                                      file_label=f"preset {spec.name}, rows {', '.join(block.rows)}: config",
-                                     max_epochs=chosen.max_epochs, patience=chosen.patience)
+                                     max_epochs=max_epochs, patience=patience)
         _check_evaluations(list(block.evaluation), {d: loaded[d] for d in block.datasets})
         _check_models_take_data([block.model], {d: loaded[d] for d in block.datasets}, skip)
         planned = expand([block.model], block.datasets, [block.mechanism], [block.ratio], list(range(chosen.seeds)),

@@ -30,8 +30,9 @@ from imputebench.errors import UnknownNameError
 from imputebench.metric_directions import evaluation_of
 
 BUDGETS = ("reduced", "paper")
-#: a cell as the paper prints it: a value, ±, and a spread or Δ (the paper's bound on spreads too small to print)
-CELL = re.compile(r"^\s*(?P<value>-?\d+(?:\.(?P<decimals>\d+))?)\s*±\s*(?P<error>\d+(?:\.\d+)?|Δ)\s*$")
+#: a cell as the paper prints it: a value, then ± and a spread or Δ (the paper's bound on spreads too small to
+#: print), or the value alone where the paper prints no spread (MVAE's Tables 8-9)
+CELL = re.compile(r"^\s*(?P<value>-?\d+(?:\.(?P<decimals>\d+))?)(?:\s*±\s*(?P<error>\d+(?:\.\d+)?|Δ))?\s*$")
 
 
 class PresetError(ValueError):
@@ -40,7 +41,8 @@ class PresetError(ValueError):
 
 @dataclass(frozen=True)
 class PaperValue:
-    """One published cell: ``value ± error`` (``error`` the paper's Δ bound where it prints Δ)."""
+    """One published cell: ``value ± error`` (``error`` the paper's Δ bound where it prints Δ, 0 where it prints
+    no spread: the verdict rule then takes our seed spread for the paper's, see :mod:`~imputebench.reproduce.verdict`)."""
 
     text: str
     value: float
@@ -52,11 +54,11 @@ class PaperValue:
     def parse(cls, text: str, delta: float | None) -> PaperValue:
         match = CELL.match(str(text))
         if match is None:
-            raise ValueError(f"{text!r} is not 'value ± spread' (e.g. '0.964 ± 0.007' or '0.45 ± Δ')")
+            raise ValueError(f"{text!r} is not 'value ± spread' (e.g. '0.964 ± 0.007' or '0.45 ± Δ') or a value alone")
         is_delta = match["error"] == "Δ"
         if is_delta and delta is None:
             raise ValueError(f"{text!r} uses Δ but the preset gives no delta (the paper's bound on it)")
-        error = delta if is_delta else float(match["error"])
+        error = delta if is_delta else float(match["error"] or 0.0)
         return cls(str(text).strip(), float(match["value"]), float(error), len(match["decimals"] or ""), is_delta)
 
     @property
@@ -110,7 +112,16 @@ class Budget(_Strict):
     max_epochs: int | None = Field(default=None, ge=1)
     patience: int | None = Field(default=None, ge=1)
     estimated_cpu_hours: float = Field(gt=0)  # on 2 cores; the basis is in ``note``
+    # a model's own epoch budget instead of ``max_epochs`` (and its patience), where its epochs are much shorter
+    # (MVAE's supervised baselines pass over the paired rows only)
+    model_epochs: dict[str, int] = Field(default_factory=dict)
     note: str
+
+    def epochs_for(self, model: str) -> tuple[int | None, int | None]:
+        """``(max_epochs, patience)`` for ``model`` under this budget (None: the model's own)."""
+        if model in self.model_epochs:
+            return self.model_epochs[model], self.model_epochs[model]
+        return self.max_epochs, self.patience
 
 
 class Preset(_Strict):

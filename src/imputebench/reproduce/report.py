@@ -128,10 +128,13 @@ def markdown(preset: Preset, cells: list[CellResult], frame: pd.DataFrame, facts
         f"- **Command**: `{facts.command}`",
         f"- **Budget**: `{facts.budget}`: {budget.seeds} seeds"
         + (f", at most {budget.max_epochs} epochs per deep model" if budget.max_epochs else ", every model's own schedule")
+        + "".join(f"; {model} {epochs} epochs" for model, epochs in sorted(budget.model_epochs.items()))
         + f". {budget.note}",
         f"- **Protocol** `{preset.protocol}`; "
         + "; ".join(f"mechanism `{m}`, missing ratio {r:g}" for m, r in mechanisms)
-        + f". The paper's ± is a standard deviation over {preset.paper_runs} runs.",
+        + (". The paper prints no spread (one number a cell): our seed spread stands in for it."
+           if all(v.error == 0 and not v.is_delta for v in preset.paper_values.values())
+           else f". The paper's ± is a standard deviation over {preset.paper_runs} runs."),
         f"- **Commit**: {', '.join(f'`{c}`' for c in commits) or '–'}",
         f"- **Hardware**: {'; '.join(hardware) or '–'}",
         f"- **Wall time**: {trial_hours:.2f} h of trials (the sum of the stored trials' wall times); this command "

@@ -5,8 +5,8 @@ The rule, stated in ``results/reproduce/README.md`` before any preset was run (a
 * **not comparable** when the paper's cell has no counterpart here (a dataset not available offline, a model we do
   not have, data that differ: the preset says which), or fewer than two of our seeds finished (no spread).
 * Otherwise, with the paper's value ``p`` printed with ``k`` decimals, its spread ``e`` (a standard deviation over
-  ``N_p`` runs; where it prints Δ, its stated bound on Δ), and ours, mean ``m`` and standard deviation ``s``
-  (ddof 1) over ``n`` seeds:
+  ``N_p`` runs; where it prints Δ, its stated bound on Δ; where it prints no spread, 0 over one run), and ours,
+  mean ``m`` and standard deviation ``s`` (ddof 1) over ``n`` seeds:
 
   1. ``e' = max(e, s)``: a published spread smaller than our own seed-to-seed spread under the same protocol is
      taken to be ours (an independent rerun cannot be expected to scatter less than reruns here do; VSAE's
