@@ -7,6 +7,7 @@ import math
 import shutil
 import sqlite3
 
+import pandas as pd
 import pytest
 from paper_tables import read_table
 from typer.testing import CliRunner
@@ -222,3 +223,15 @@ def test_weak_supervision_columns_ask_for_label_accuracy_at_their_own_unpaired_s
     assert sorted({b.ratio for b in preset.blocks()}) == [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999]
     reduced = preset.budgets["reduced"]
     assert reduced.epochs_for("mvae") == (5, 5) and reduced.epochs_for("supervised_nn") == (100, 100)
+
+
+def test_a_column_whose_metric_cannot_be_compared_shows_ours_without_a_verdict():
+    from imputebench.reproduce.report import cell_results
+
+    preset = load_preset("vsae-t3")  # NRMSE columns: the paper's metric is undefined (vsae_metric.md)
+    frame = pd.DataFrame({"config_hash": ["a", "b"], "status": ["ok", "ok"], "setting": ["s", "s"],
+                          "metric.nrmse": [0.90, 0.94]})
+    cells = cell_results(preset, frame, {("VSAE", "Yeast"): {"a", "b"}})
+    yeast = next(c for c in cells if (c.row, c.column) == ("VSAE", "Yeast"))
+    assert yeast.verdict.label == NOT_COMPARABLE and "vsae_metric.md" in yeast.verdict.reason
+    assert yeast.ours.n == 2 and yeast.ours.mean == pytest.approx(0.92)

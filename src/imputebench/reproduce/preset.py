@@ -79,6 +79,9 @@ class Column(_Strict):
     mechanism: str | None = None  # the table's, unless set
     ratio: float | None = Field(default=None, gt=0, lt=1)  # the table's, unless set
     unavailable: str | None = None  # e.g. "SVHN is not in the offline mirror": the cells are not comparable
+    # the paper's metric (or data) on this column cannot be compared with ours, found by evidence the reason cites:
+    # ours still run and are shown, and every cell's verdict is not comparable with this reason
+    incomparable: str | None = None
     caveat: str | None = None  # shown beside every verdict of the column (e.g. a dataset that may differ)
 
     @model_validator(mode="after")

@@ -72,8 +72,8 @@ def cell_results(preset: Preset, frame: pd.DataFrame, keys: dict[tuple[str, str]
                 verdict = None
             elif row.unavailable:
                 verdict = not_comparable(row.unavailable)
-            elif spec.unavailable:
-                verdict = not_comparable(spec.unavailable)
+            elif spec.unavailable or spec.incomparable:
+                verdict = not_comparable(spec.unavailable or spec.incomparable)
             else:
                 verdict = judge(paper, ours, preset.paper_runs, preset.higher_is_better)
             out.append(CellResult(label, column, model, spec.dataset, spec.metric, ours,
