@@ -37,7 +37,7 @@ def fitted(name: str, data, seed: int = 0):
 
 def test_only_the_per_pixel_regressions_are_kept_off_images():
     assert sorted(set(model_names()) - set(RUN_ON_IMAGES)) == ["mice", "missforest"]
-    assert sorted(set(RUN_ON_IMAGES) - set(IMAGE_MODELS)) == ["supervised_logreg", "supervised_nn"]
+    assert sorted(set(RUN_ON_IMAGES) - set(IMAGE_MODELS)) == ["ae_logreg", "supervised_logreg", "supervised_nn", "vae_logreg"]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)

@@ -26,6 +26,9 @@ class ModelCard:
 MODELS: dict[str, ModelCard] = {
     "ae": ModelCard("Autoencoder on zero-filled data without the mask; loss on observed entries.",
                     "Gong et al. 2021, VSAE baseline (papers/000 Table 1)"),
+    "ae_logreg": ModelCard("An autoencoder of the images and a logistic regression from its code to the labels, on the paired "
+                           "rows (MVAE's AE).",
+                           "Wu & Goodman 2018, MVAE (papers/004) section 5.1: the AE baseline of Tables 8-9"),
     "cvae_data": ModelCard("CVAE with a prior network on the observed part; trained on complete data.",
                            "Sohn et al. 2015; VSAE baseline 'CVAE w/ data' (papers/000 Table 1)",
                            trained_on_complete_data=True),
@@ -63,6 +66,9 @@ MODELS: dict[str, ModelCard] = {
                      "Kingma & Welling 2014; VSAE baseline (papers/000 Table 1)"),
     "vaeac": ModelCard("Variational autoencoder with arbitrary conditioning: prior, proposal and skip-connected "
                        "generative networks.", "Ivanov, Figurnov & Vetrov 2019, VAEAC (papers/002)"),
+    "vae_logreg": ModelCard("A VAE of the images and a logistic regression from its posterior mean to the labels, on the "
+                            "paired rows (MVAE's VAE).",
+                            "Wu & Goodman 2018, MVAE (papers/004) section 5.1 and appendix H: the VAE baseline of Tables 8-9"),
     "vsae": ModelCard("Variational selective autoencoder: selective unimodal/multimodal proposals and a mask decoder.",
                       "Gong et al., Variational Selective Autoencoder (papers/000, papers/001)"),
     "vsae_zero_fill": ModelCard("VSAE with zeros for unobserved entries and one latent dimension per feature (our deviation, "

@@ -12,6 +12,7 @@ from imputebench.models import (  # noqa: F401
     cvae,
     gain,
     hivae,
+    latent_logreg,
     misgan,
     miwae,
     mopoe,
