@@ -27,6 +27,7 @@ DEEP = [name for name in model_names() if not is_classical(name)]
 #: model -> metric -> the ratio to mean imputation it must stay below (results/quality_smoke_margins.md)
 THRESHOLDS: dict[str, dict[str, float]] = {
     "ae": {"nrmse": 0.93, "pfc": 0.92},
+    "ae_logreg": {"nrmse": 0.97, "pfc": 0.97},  # benchmarks/results/quality_smoke_margins_latent_logreg.md
     "cvae_data": {"nrmse": 0.80, "pfc": 0.71},
     "cvae_mask": {"nrmse": 0.89, "pfc": 0.91},
     "gain": {"nrmse": 0.92, "pfc": 0.93},
@@ -40,6 +41,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "supervised_logreg": {"pfc": 0.86},
     "supervised_nn": {"pfc": 0.78},
     "vae": {"nrmse": 0.89, "pfc": 0.86},
+    "vae_logreg": {"nrmse": 0.91, "pfc": 0.95},  # benchmarks/results/quality_smoke_margins_latent_logreg.md
     "vaeac": {"nrmse": 0.96, "pfc": 0.95},
     "vsae": {"nrmse": 0.92, "pfc": 0.89},
     "vsae_zero_fill": {"nrmse": 0.84, "pfc": 0.77},  # benchmarks/results/quality_smoke_margins_vsae_zero_fill.md
