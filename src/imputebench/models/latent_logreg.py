@@ -26,15 +26,11 @@ from torch import nn
 
 from imputebench.models.ae import AE, AEConfig
 from imputebench.models.config_types import Count, PositiveFloat
+from imputebench.models.label_targets import label_masks, why_no_labels
 from imputebench.models.registry import register_model
 from imputebench.models.vae import VAE
 from imputebench.nn.elbo import masked_log_lik
 from imputebench.schema import FeatureSchema
-
-
-def label_features(schema: FeatureSchema) -> list[int]:
-    """The categorical features outside images: what the regression predicts."""
-    return [j for j in schema.categorical_indices if not schema.features[j].is_pixel]
 
 
 @dataclass(frozen=True)
@@ -54,23 +50,16 @@ class LatentLogReg:
 
     @classmethod
     def refuses(cls, schema: FeatureSchema) -> str | None:
-        labels = label_features(schema)
-        if not labels or len(labels) == len(schema):
-            return "it learns labels (categorical features) from the code of the other features: the table needs both"
-        return None
+        return why_no_labels(schema)
 
     def build(self, schema: FeatureSchema) -> None:
         reason = self.refuses(schema)
         if reason is not None:
             raise ValueError(f"{self.name}: {reason}")
         super().build(schema)
-        labels = label_features(schema)
-        label_columns = torch.zeros(schema.encoded_dim, dtype=torch.bool)
-        for j in labels:
-            label_columns[schema.offsets[j]:schema.offsets[j] + schema.widths[j]] = True
+        label_columns, label_feature = label_masks(schema)
         self.register_buffer("is_label_column", label_columns, persistent=False)  # (D,)
-        self.register_buffer("is_label_feature", torch.isin(torch.arange(len(schema)), torch.tensor(labels)),
-                             persistent=False)  # (d,)
+        self.register_buffer("is_label_feature", label_feature, persistent=False)  # (d,)
         self.regression = nn.Linear(self.latent_dim, self.likelihood.param_dim)  # only the label blocks are used
 
     def inputs_observed(self, observed: torch.Tensor) -> torch.Tensor:

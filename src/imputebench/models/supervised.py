@@ -31,16 +31,12 @@ from imputebench.data.datamodule import IndexBatches
 from imputebench.data.table import Table
 from imputebench.models.base import ImputerModule, TrainingConfig
 from imputebench.models.config_types import Count, PositiveFloat
+from imputebench.models.label_targets import label_masks, why_no_labels
 from imputebench.models.registry import register_model
 from imputebench.nn.elbo import masked_log_lik
 from imputebench.nn.heads import TabularLikelihood
 from imputebench.nn.mlp import mlp
 from imputebench.schema import FeatureSchema
-
-
-def _labels(schema: FeatureSchema) -> list[int]:
-    """The categorical features outside images: what the supervised baselines predict."""
-    return [j for j in schema.categorical_indices if not schema.features[j].is_pixel]
 
 
 @dataclass(frozen=True)
@@ -63,39 +59,26 @@ class SupervisedNN(ImputerModule):
 
     @classmethod
     def refuses(cls, schema: FeatureSchema) -> str | None:
-        labels = _labels(schema)
-        if not labels or len(labels) == len(schema):
-            return "it predicts categorical features (labels) from the other features: the table needs both"
-        return None
+        return why_no_labels(schema)
 
     def build(self, schema: FeatureSchema) -> None:
         reason = self.refuses(schema)
         if reason is not None:
             raise ValueError(f"{self.name}: {reason}")
-        labels = _labels(schema)
-        inputs = [j for j in range(len(schema)) if j not in labels]
+        label_columns, label_feature = label_masks(schema)
         self.likelihood = TabularLikelihood(schema, pixel_likelihood=self.cfg.pixel_likelihood)
-        columns = [schema.offsets[j] + k for j in inputs for k in range(schema.widths[j])]
-        self.register_buffer("input_columns", torch.tensor(columns), persistent=False)  # (D_in,)
-        self.register_buffer("is_label_column", self._label_columns(schema, labels), persistent=False)  # (D,)
-        self.register_buffer("is_label_feature", torch.isin(torch.arange(len(schema)), torch.tensor(labels)),
-                             persistent=False)  # (d,)
+        self.register_buffer("input_columns", torch.nonzero(~label_columns).flatten(), persistent=False)  # (D_in,)
+        self.register_buffer("is_label_column", label_columns, persistent=False)  # (D,)
+        self.register_buffer("is_label_feature", label_feature, persistent=False)  # (d,)
         # (D,) set by fit_statistics from the training table, like GAIN's scaling: not part of the weights
         self.register_buffer("column_mean", torch.zeros(schema.encoded_dim), persistent=False)
-        self.network = self.classifier(len(columns), self.likelihood.param_dim)
+        self.network = self.classifier(len(self.input_columns), self.likelihood.param_dim)
 
     def classifier(self, in_dim: int, out_dim: int) -> nn.Module:
         """The image encoder (to the bottleneck) followed by the label decoder."""
         cfg = self.cfg
         hidden = [cfg.hidden_width] * cfg.hidden_layers
         return nn.Sequential(mlp(in_dim, hidden, cfg.bottleneck), mlp(cfg.bottleneck, hidden, out_dim))
-
-    @staticmethod
-    def _label_columns(schema: FeatureSchema, labels: list[int]) -> torch.Tensor:
-        mask = torch.zeros(schema.encoded_dim, dtype=torch.bool)
-        for j in labels:
-            mask[schema.offsets[j]:schema.offsets[j] + schema.widths[j]] = True
-        return mask
 
     @torch.no_grad()
     def fit_statistics(self, train: Table) -> None:
