@@ -131,16 +131,18 @@ def test_the_paper_values_typed_into_a_preset_are_the_papers(name, papers_dir):
                              if (table.get(c, {}).get(r) if preset.transposed else table.get(r, {}).get(c)))
 
 
-def test_a_bad_preset_names_its_file_and_key(tmp_path):
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("Wine: {dataset: wine, metric: nrmse, ratio: 0.3}", "Wine: {dataset: wine, ratio: 0.3}", r"key columns.Wine.*name the metric"),
+    ('Iris: "1.00 ± 0.02"', 'Iris: "1.00 +- 0.02"', r"cells.Mean.Iris"),
+    ("seeds: 2,", "seeds: 1,", r"budgets.reduced.seeds"),
+    ("metric: nrmse, ratio: 0.3}", "metric: nrmse, ratio: 0.0}", r"columns.Wine: missing ratio .*only for unpaired"),
+    ("metric: nrmse, ratio: 0.3}", "metric: nrmse, ratio: 0.0, mechanism: unpaired}",
+     r"columns.Wine: ratio 0 hides nothing, so nrmse has nothing to score"),
+])
+def test_a_bad_preset_names_its_file_and_key(tmp_path, old, new, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.replace('Wine: {dataset: wine, metric: nrmse, ratio: 0.3}', 'Wine: {dataset: wine, ratio: 0.3}'))
-    with pytest.raises(PresetError, match=r"bad.yaml: key columns.Wine.*name the metric"):
-        load_preset(bad)
-    bad.write_text(TINY.replace('Iris: "1.00 ± 0.02"', 'Iris: "1.00 +- 0.02"'))
-    with pytest.raises(PresetError, match=r"cells.Mean.Iris"):
-        load_preset(bad)
-    bad.write_text(TINY.replace("seeds: 2,", "seeds: 1,"))
-    with pytest.raises(PresetError, match=r"budgets.reduced.seeds"):
+    bad.write_text(TINY.replace(old, new))
+    with pytest.raises(PresetError, match=r"bad.yaml: .*" + message):
         load_preset(bad)
 
 
@@ -220,7 +222,7 @@ def test_weak_supervision_columns_ask_for_label_accuracy_at_their_own_unpaired_s
     preset = load_preset("mvae-t8")
     assert {b.evaluation for b in preset.blocks()} == {("label",)}
     assert {b.mechanism for b in preset.blocks()} == {"unpaired"}
-    assert sorted({b.ratio for b in preset.blocks()}) == [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999]
+    assert sorted({b.ratio for b in preset.blocks()}) == [0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999]  # 0: all paired
     reduced = preset.budgets["reduced"]
     assert reduced.epochs_for("mvae") == (5, 5) and reduced.epochs_for("supervised_nn") == (100, 100)
 

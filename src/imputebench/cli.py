@@ -114,14 +114,17 @@ def _seeds(text: str) -> list[int]:
     return values
 
 
-def _ratios(text: str) -> list[float]:
-    """``--ratios``: missing ratios in (0, 1), comma-separated, each once."""
-    from imputebench.masks import validate_ratio
+def _ratios(text: str, mechanisms: list[str]) -> list[float]:
+    """``--ratios``: missing ratios in (0, 1), comma-separated, each once; 0 too where every mechanism takes it."""
+    from imputebench.masks import validate_ratio_for
 
     values = []
     for part in _split(text):
         try:
-            values.append(validate_ratio(float(part)))
+            value = float(part)
+            values.append(value)
+            for mechanism in mechanisms:
+                validate_ratio_for(mechanism, value)
         except ValueError as err:
             raise ValueError(f"--ratios {text}: {part!r}: {err}") from None
     if not values:
@@ -163,7 +166,7 @@ def run(
              f"With neither --models nor --datasets the run is a quick demonstration: deep models get "
              f"{QUICKSTART_EPOCHS} epochs unless --max-epochs / --patience say otherwise.")] = None,
     mechanisms: Annotated[str, typer.Option(help="mcar, mar, mnar (= mnar_selfmask), mnar_quantile, unpaired (weak supervision: the ratio is the share of unpaired rows).")] = "mcar",
-    ratios: Annotated[str, typer.Option(help="Missing ratios in (0, 1), comma-separated.")] = "0.5",
+    ratios: Annotated[str, typer.Option(help="Missing ratios in (0, 1), comma-separated (unpaired also takes 0: every row paired).")] = "0.5",
     seeds: Annotated[str, typer.Option(help="A count (3 = seeds 0,1,2) or a comma-separated list.")] = "1",
     protocol: Annotated[str, typer.Option(help="vsae, vaeac or transductive.")] = "vsae",
     data_dir: DataDir = None,
@@ -232,7 +235,7 @@ def run(
         _check_resources(executor, accelerator, ray_address, cpus_per_trial, gpus_per_trial)
         device = _device(accelerator) if executor == "local" else "cpu"  # a Ray trial's device is the GPU Ray gives it
         dataset_list = resolve_datasets(datasets)
-        ratio_list, seed_list = _ratios(ratios), _seeds(seeds)
+        ratio_list, seed_list = _ratios(ratios, mechanism_list), _seeds(seeds)
         overrides = read_model_config(model_config) if model_config else {}
         distribution = Distribution(devices, strategy)
         for name in model_list:

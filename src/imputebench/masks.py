@@ -7,7 +7,7 @@ Every mechanism has the signature ``mechanism(x, ratio, rng, **options) -> (n, d
   to float, so for a categorical feature the "value" the MAR/MNAR mechanisms see is
   its code (standardised inside the mechanism where a mechanism standardises).
 * ``ratio`` r is the expected fraction of missing entries over the whole array,
-  in the open interval (0, 1).
+  in the open interval (0, 1) (``unpaired`` also takes 0: every row paired, see :func:`validate_ratio_for`).
 * ``rng`` is an explicit :class:`numpy.random.Generator`; no global random state is used.
 
 Mechanisms (see ``docs/models.md``, "Missingness mechanisms"):
@@ -47,14 +47,27 @@ _BISECTION_STEPS = 64
 
 
 # --- helpers ----------------------------------------------------------------------------
-def validate_ratio(ratio: object) -> float:
-    """Return ``ratio`` as a float after checking it lies in the open interval (0, 1)."""
+#: mechanisms that also run at ratio 0, which hides nothing: ``unpaired`` at 0 pairs every row, MVAE's "100%"
+#: column (Tables 8-9), a setting scored by an evaluation (label accuracy), not by imputation metrics
+ZERO_RATIO_MECHANISMS = frozenset({"unpaired"})
+
+
+def validate_ratio(ratio: object, *, allow_zero: bool = False) -> float:
+    """Return ``ratio`` as a float after checking it lies in the open interval (0, 1), or in [0, 1)
+    with ``allow_zero``."""
+    interval = "[0, 1)" if allow_zero else "(0, 1)"
     if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, Real):
-        raise ValueError(f"missing ratio must be a real number in (0, 1), got {ratio!r}")
+        raise ValueError(f"missing ratio must be a real number in {interval}, got {ratio!r}")
     value = float(ratio)
-    if not 0.0 < value < 1.0:  # also rejects NaN
-        raise ValueError(f"missing ratio must lie in the open interval (0, 1), got {ratio!r}")
+    if not (0.0 <= value < 1.0 if allow_zero else 0.0 < value < 1.0):  # also rejects NaN
+        hint = "" if allow_zero or value != 0.0 else f" (0, which hides nothing, is only for {', '.join(sorted(ZERO_RATIO_MECHANISMS))})"
+        raise ValueError(f"missing ratio must lie in the {'half-open' if allow_zero else 'open'} interval {interval}, got {ratio!r}{hint}")
     return value
+
+
+def validate_ratio_for(mechanism: str, ratio: object) -> float:
+    """:func:`validate_ratio` for ``mechanism``: 0 is allowed for the :data:`ZERO_RATIO_MECHANISMS` only."""
+    return validate_ratio(ratio, allow_zero=_ALIASES.get(mechanism, mechanism) in ZERO_RATIO_MECHANISMS)
 
 
 def _check_x(x: np.ndarray) -> np.ndarray:
@@ -222,7 +235,8 @@ def unpaired(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarra
     an unpaired row keeps its image or its label.
 
     Here ``ratio`` is the share of unpaired rows, not of missing entries: with M columns the share of
-    missing entries is r (M - 1) / M. MVAE's "fraction of paired examples" is 1 - r. As the paper reserves
+    missing entries is r (M - 1) / M. MVAE's "fraction of paired examples" is 1 - r; r = 0 pairs every row
+    (the "100%" column) and hides nothing. As the paper reserves
     "a fraction of the dataset as multi-modal examples" and splits "the remaining data" into one dataset
     per modality, exactly round(r n) rows are unpaired, chosen at random, and they keep their columns in
     turn (as many image-only as label-only rows, give or take one).
@@ -231,7 +245,7 @@ def unpaired(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarra
     >>> int((m.sum(1) == 1).sum()), int(m.all(1).sum()), int((~m[:, 0]).sum())
     (900, 100, 450)
     """
-    r = validate_ratio(ratio)
+    r = validate_ratio(ratio, allow_zero=True)
     n, d = _check_x(x).shape
     rows = rng.permutation(n)[: int(round(r * n))]  # the unpaired rows, in random order
     mask = np.ones((n, d), dtype=bool)
@@ -315,7 +329,7 @@ def modality_mask(
     that lost all of them; this lowers the ratio by (rows fully missing) / (n·M), i.e. by
     r**M / M under MCAR.
     """
-    r = validate_ratio(ratio)
+    r = validate_ratio_for(mechanism, ratio)
     fn = get_mechanism(mechanism)
     mask_nm = fn(modality_summary(x, schema), r, rng, **options)  # (n, M)
     if keep_one:
@@ -371,7 +385,7 @@ def make_mask(
     >>> bool((make_mask(x, "mar", 0.2, seed=3) == make_mask(x, "mar", 0.2, seed=3)).all())
     True
     """
-    r = validate_ratio(ratio)
+    r = validate_ratio_for(mechanism, ratio)
     fn = get_mechanism(mechanism)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

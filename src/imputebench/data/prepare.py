@@ -56,8 +56,10 @@ class PreparedData:
 
     @cached_property
     def validation(self) -> ValidationSplit | None:
-        """The validation split with the true values of its hidden entries, for model selection."""
-        if self.val is None:
+        """The validation split with the true values of its hidden entries, for model selection; None without
+        one, or when it hides nothing (unpaired at ratio 0): no imputation to score, so the epoch is selected on
+        the training loss, as without a validation split."""
+        if self.val is None or self.observed[self.splits.val].all():
             return None
         truth = self.complete(self.splits.val)
         return ValidationSplit(self.val, truth if isinstance(truth, CompactTable) else truth.x)

@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imputebench.errors import UnknownNameError
+from imputebench.masks import validate_ratio_for
 from imputebench.metric_directions import evaluation_of
 
 BUDGETS = ("reduced", "paper")
@@ -77,7 +78,7 @@ class Column(_Strict):
     dataset: str | None = None  # a registered dataset; None with ``unavailable``
     metric: str | None = None  # a stored metric (nrmse, pfc, mse, ...)
     mechanism: str | None = None  # the table's, unless set
-    ratio: float | None = Field(default=None, gt=0, lt=1)  # the table's, unless set
+    ratio: float | None = Field(default=None, ge=0, lt=1)  # the table's, unless set; 0 where the mechanism takes it
     unavailable: str | None = None  # e.g. "SVHN is not in the offline mirror": the cells are not comparable
     # the paper's metric (or data) on this column cannot be compared with ours, found by evidence the reason cites:
     # ours still run and are shown, and every cell's verdict is not comparable with this reason
@@ -158,6 +159,23 @@ class Preset(_Strict):
         if missing:
             raise ValueError(f"missing budget {', '.join(missing)}")
         return budgets
+
+    @model_validator(mode="after")
+    def _settings_run(self) -> Preset:
+        """Every column's (mechanism, ratio) is one the runner takes: ratio 0 (nothing hidden) only for a
+        mechanism that allows it and a metric that an evaluation scores (MVAE's "100%" column)."""
+        for name, column in self.columns.items():
+            if column.dataset is None:
+                continue
+            mechanism, ratio = self.column_setting(name)
+            try:
+                validate_ratio_for(mechanism, ratio)
+            except ValueError as err:
+                raise ValueError(f"columns.{name}: {err}") from None
+            if ratio == 0.0 and evaluation_of(column.metric) is None:
+                raise ValueError(f"columns.{name}: ratio 0 hides nothing, so {column.metric} has nothing to score; "
+                                 "only an evaluation's metric (label_accuracy, downstream_*) is defined there")
+        return self
 
     @model_validator(mode="after")
     def _complete_table(self) -> Preset:

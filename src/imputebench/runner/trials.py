@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 from imputebench.data.protocols import get_protocol
-from imputebench.masks import get_mechanism, validate_ratio
+from imputebench.masks import get_mechanism, validate_ratio, validate_ratio_for
 from imputebench.numerics import NUMERICS_VERSION
 
 #: how many hex digits of sha256 a trial's key and setting keep (80 bits)
@@ -132,7 +132,12 @@ def expand(
     on images). ``evaluation`` names the evaluations every trial adds to its imputation metrics (part of
     its identity too: such a trial is another trial than the same one without).
     """
-    ratios = [validate_ratio(r) for r in ratios]
+    ratios = [validate_ratio(r, allow_zero=True) for r in ratios]
+    for mechanism, ratio in itertools.product(mechanisms, ratios):
+        validate_ratio_for(mechanism, ratio)
+        if ratio == 0.0 and not evaluation:
+            raise ValueError(f"mechanism {mechanism} at ratio 0 hides nothing, so no imputation can be scored: "
+                             f"ask for an evaluation that scores it (e.g. --evaluate label)")
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seeds must be non-negative integers, got {seed!r}")

@@ -276,7 +276,9 @@ def _fit_and_score(trial: Trial, cache: DataCache, models_dir: Path | None, hw: 
                   mask_hash=data.mask_hash, hardware=hw)
     if not torch.isfinite(imputed).all():
         return _row(trial, "diverged", "imputations contain NaN or inf", **common)
-    metrics = {**score(data, imputed), **summary, **_generation(model, data), **_evaluations(trial, model, data, imputed)}
+    # a mask that hides no test entry (unpaired at ratio 0: every row paired) leaves the evaluations to score
+    imputation = score(data, imputed) if data.test_held_out.any() or not trial.evaluation else {"test_missing_ratio": 0.0}
+    metrics = {**imputation, **summary, **_generation(model, data), **_evaluations(trial, model, data, imputed)}
     if models_dir is not None and data.dataset.schema.modalities and isinstance(model, torch.nn.Module):
         save_weights(model, trial, models_dir)
     return _row(trial, "ok", None, metrics=metrics, history=history, **common)
