@@ -842,5 +842,42 @@ def store_forget(
     console.print(f"forgot {trials} trials and {attempts} attempts ({what}); recorded in the store's audit table", highlight=False)
 
 
+@store_app.command("export")
+def store_export(
+    out: Annotated[Path, typer.Argument(help="The JSON Lines file to write (replaced whole).")],
+    store: StorePath = DEFAULT_STORE,
+) -> None:
+    """Every trial row and attempt of the store as text (JSON Lines, sorted by key): to commit, or to merge into
+    another store with `store import`."""
+    from imputebench.runner.store import StoreError
+    from imputebench.runner.store_exchange import export_store
+
+    if not store.exists():
+        raise _fail(f"no results store at {store}; nothing to export", 1)
+    try:
+        records = export_store(store, out)
+    except (StoreError, OSError) as err:
+        raise _fail(f"cannot export {store} to {out}: {err}", 2) from None
+    console.print(f"exported {len(records.trials)} trials and {len(records.attempts)} attempts of {store} to {out}", highlight=False)
+
+
+@store_app.command("import")
+def store_import(
+    source: Annotated[Path, typer.Argument(help="A file written by `store export`.")],
+    store: StorePath = DEFAULT_STORE,
+) -> None:
+    """Merge an export into the store (created if absent) without altering a stored finished row: a trial the
+    store lacks is added, an unfinished one is replaced by an imported ok row, the rest stays; a sweep then
+    resumes from both."""
+    from imputebench.runner.store import StoreError
+    from imputebench.runner.store_exchange import ExchangeError, import_export
+
+    try:
+        counts = import_export(source, store)  # every line checked before the store is touched
+    except (ExchangeError, StoreError) as err:
+        raise _fail(str(err), 2) from None
+    console.print(f"imported {source} into {store}: {counts}", highlight=False)
+
+
 def main() -> None:
     app()

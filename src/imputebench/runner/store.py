@@ -126,6 +126,20 @@ class ResultRow:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class MergeCounts:
+    """What :meth:`ResultStore.merge` did to the store."""
+
+    added: int  # trials the store lacked
+    finished: int  # unfinished stored trials replaced by an imported ok row
+    kept: int  # imported trials whose stored row stayed (already ok, or both unfinished)
+    attempts: int  # attempts added
+
+    def __str__(self) -> str:
+        return (f"{self.added} trials added, {self.finished} unfinished trials finished by an imported ok row, "
+                f"{self.kept} kept as stored, {self.attempts} attempts added")
+
+
 def row_config(row: pd.Series) -> dict:
     """The model configuration of a row of :meth:`ResultStore.frame` (stored as JSON; ``{}`` if absent)."""
     return json.loads(row["config"]) if isinstance(row["config"], str) else {}
@@ -405,6 +419,41 @@ class ResultStore:
             db.execute(_UPSERT_TRIAL, [fields[c] for c in COLUMNS])
             if owner is not None:
                 db.execute("DELETE FROM claims WHERE config_hash = ? AND owner = ?", (trial.key, owner))
+
+    def raw_rows(self) -> tuple[list[dict], list[dict]]:
+        """Every trial row (``COLUMNS``) and every attempt (``ATTEMPT_COLUMNS``) as stored, JSON columns as text:
+        what ``store export`` writes (:mod:`imputebench.runner.store_exchange`)."""
+        trials = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY config_hash").fetchall()
+        attempts = self._db.execute(f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts ORDER BY config_hash, attempt").fetchall()
+        return [dict(zip(COLUMNS, r)) for r in trials], [dict(zip(ATTEMPT_COLUMNS, r)) for r in attempts]
+
+    def merge(self, trials: list[dict], attempts: list[dict]) -> MergeCounts:
+        """Rows of another store (:meth:`raw_rows`), merged in one transaction without altering a finished row:
+        a trial the store lacks is added; an unfinished stored trial is replaced by an imported ``ok`` row (as a
+        retry would); any other stored row stays. An attempt is added unless the same computation (trial, finish
+        time, status) is stored, renumbered after the store's attempts of its trial where its number is taken."""
+        added = finished = kept = new_attempts = 0
+        with self._transaction() as db:
+            for row in trials:
+                stored = db.execute("SELECT status FROM trials WHERE config_hash = ?", (row["config_hash"],)).fetchone()
+                if stored is not None and (stored[0] == "ok" or row["status"] != "ok"):
+                    kept += 1
+                    continue
+                db.execute(f"INSERT OR REPLACE INTO trials ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                           [row[c] for c in COLUMNS])
+                added, finished = added + (stored is None), finished + (stored is not None)
+            for row in sorted(attempts, key=lambda r: (r["config_hash"], r["attempt"])):
+                key = row["config_hash"]
+                if db.execute("SELECT 1 FROM attempts WHERE config_hash = ? AND finished_at IS ? AND status = ?",
+                              (key, row["finished_at"], row["status"])).fetchone():
+                    continue
+                latest = db.execute("SELECT MAX(attempt) FROM attempts WHERE config_hash = ?", (key,)).fetchone()[0]
+                taken = db.execute("SELECT 1 FROM attempts WHERE config_hash = ? AND attempt = ?", (key, row["attempt"])).fetchone()
+                values = {**row, "attempt": latest + 1 if taken else row["attempt"]}
+                db.execute(f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+                           [values[c] for c in ATTEMPT_COLUMNS])
+                new_attempts += 1
+        return MergeCounts(added, finished, kept, new_attempts)
 
     def forget(self, selection: Selection, command: str) -> tuple[int, int]:
         """Remove the trials ``selection`` matches and all their attempts, and record it in the audit table;
