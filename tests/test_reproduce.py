@@ -9,6 +9,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
+import yaml
 from paper_tables import read_table
 from typer.testing import CliRunner
 
@@ -213,9 +214,20 @@ def test_a_row_config_reaches_the_trials_and_a_bad_one_exits_2(tmp_path):
 
 
 def test_a_prediction_column_makes_its_trials_ask_for_prediction_and_an_imputation_column_does_not():
-    prediction, imputation = load_preset("vaeac-t2"), load_preset("vaeac-t1")
+    prediction, imputation = load_preset("vaeac-t2"), load_preset("vaeac-t7")
     assert prediction.higher_is_better and {b.evaluation for b in prediction.blocks()} == {("downstream",)}
     assert {b.evaluation for b in imputation.blocks()} == {()}
+
+
+def test_vaeac_tables_1_and_2_share_every_trial():
+    def plan(preset):
+        sweeps = {(b.model, yaml.safe_dump(b.config), b.mechanism, b.ratio, tuple(sorted(b.datasets)), b.evaluation)
+                  for b in preset.blocks()}
+        return sweeps, preset.protocol, {name: (b.seeds, b.max_epochs, b.patience, b.model_epochs)
+                                         for name, b in preset.budgets.items()}
+
+    table1, table2 = load_preset("vaeac-t1"), load_preset("vaeac-t2")
+    assert table1.evaluation == ["downstream"] and plan(table1) == plan(table2)
 
 
 def test_weak_supervision_columns_ask_for_label_accuracy_at_their_own_unpaired_share():

@@ -11,7 +11,8 @@ cell against the table's text in ``papers/``.
 
 The preset's trials are planned as *blocks*: rows that share a model configuration, at one (mechanism, ratio),
 are one ordinary sweep (:func:`Preset.blocks`), so the runner's store, resume and executors serve a preset as
-they serve ``imputebench run``.
+they serve ``imputebench run``. Presets whose trials have the same identity share them through the store; a preset
+may add ``evaluation`` to every trial so that two tables of one experiment do (vaeac-t1 with vaeac-t2).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imputebench.errors import UnknownNameError
 from imputebench.masks import validate_ratio_for
-from imputebench.metric_directions import evaluation_of
+from imputebench.metric_directions import EVALUATIONS, evaluation_of
 
 BUDGETS = ("reduced", "paper")
 #: a cell as the paper prints it: a value, then ± and a spread or Δ (the paper's bound on spreads too small to
@@ -146,6 +147,9 @@ class Preset(_Strict):
     rows: dict[str, Row]
     columns: dict[str, Column]
     reference_models: list[str] = Field(default_factory=list)  # ours beside the paper's rows (no paper value)
+    # evaluations every trial runs beyond what the columns need, so that two tables of one experiment share their
+    # trials (vaeac-t1's imputations are vaeac-t2's before the prediction step): one run serves both
+    evaluation: list[str] = Field(default_factory=list)
     budgets: dict[Literal["reduced", "paper"], Budget]
     cells: dict[str, dict[str, str]]  # row label -> column label -> the paper's "value ± spread"
     transposed: bool = False  # the paper prints our rows as its columns and our columns as its rows
@@ -159,6 +163,14 @@ class Preset(_Strict):
         if missing:
             raise ValueError(f"missing budget {', '.join(missing)}")
         return budgets
+
+    @field_validator("evaluation")
+    @classmethod
+    def _known_evaluations(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in EVALUATIONS]
+        if unknown:
+            raise ValueError(f"unknown evaluation {unknown[0]!r}; known: {', '.join(EVALUATIONS)}")
+        return names
 
     @model_validator(mode="after")
     def _settings_run(self) -> Preset:
@@ -214,7 +226,8 @@ class Preset(_Strict):
             mechanism, ratio = self.column_setting(column)
             for label, model, config in lines:
                 key = (model, yaml.safe_dump(config, sort_keys=True), mechanism, ratio)
-                block = runs.setdefault(key, Block(model, dict(config), mechanism, ratio, [], [], []))
+                block = runs.setdefault(key, Block(model, dict(config), mechanism, ratio, [], [], [],
+                                                   tuple(sorted(set(self.evaluation)))))
                 if spec.dataset not in block.datasets:
                     block.datasets.append(spec.dataset)
                 if label not in block.rows:
