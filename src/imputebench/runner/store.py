@@ -102,6 +102,7 @@ _UPSERT_TRIAL = (
     "WHERE excluded.status = 'ok' OR trials.status != 'ok'"
 )
 
+_INSERT_ATTEMPT = f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 
 @dataclass
 class ResultRow:
@@ -339,7 +340,7 @@ class ResultStore:
                 attempts = old[list(LEGACY_ATTEMPT_COLUMNS)]
             settings = dict(zip(old["config_hash"], old["setting"]))
             attempts = attempts.assign(setting=attempts["config_hash"].map(settings).fillna("unknown"))
-            db.executemany(f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+            db.executemany(_INSERT_ATTEMPT,
                            attempts[list(ATTEMPT_COLUMNS)].astype(object).where(attempts[list(ATTEMPT_COLUMNS)].notna(), None)
                            .values.tolist())
             db.execute("DROP TABLE trials_legacy")
@@ -413,7 +414,7 @@ class ResultStore:
             latest = db.execute("SELECT MAX(attempt) FROM attempts WHERE config_hash = ?", (trial.key,)).fetchone()[0]
             fields["attempt"] = row.attempt if latest is None or latest < row.attempt else latest + 1
             db.execute(
-                f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+                _INSERT_ATTEMPT,
                 [fields[c] for c in ATTEMPT_COLUMNS],
             )
             db.execute(_UPSERT_TRIAL, [fields[c] for c in COLUMNS])
@@ -450,7 +451,7 @@ class ResultStore:
                 latest = db.execute("SELECT MAX(attempt) FROM attempts WHERE config_hash = ?", (key,)).fetchone()[0]
                 taken = db.execute("SELECT 1 FROM attempts WHERE config_hash = ? AND attempt = ?", (key, row["attempt"])).fetchone()
                 values = {**row, "attempt": latest + 1 if taken else row["attempt"]}
-                db.execute(f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})",
+                db.execute(_INSERT_ATTEMPT,
                            [values[c] for c in ATTEMPT_COLUMNS])
                 new_attempts += 1
         return MergeCounts(added, finished, kept, new_attempts)

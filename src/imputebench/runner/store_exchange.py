@@ -38,11 +38,12 @@ class Records:
     attempts: list[dict]
 
     def lines(self) -> Iterator[str]:
-        """The export's text: the header, the trials by key, then the attempts by key and number."""
+        """The export's text: the header, the trials, then the attempts, in the order given (``raw_rows`` sorts
+        them by key and number)."""
         yield json.dumps({"format": FORMAT, "schema": SCHEMA_VERSION, "trials": len(self.trials),
                           "attempts": len(self.attempts)}, sort_keys=True)
-        for kind, rows, order in (("trial", self.trials, ("config_hash",)), ("attempt", self.attempts, ("config_hash", "attempt"))):
-            for row in sorted(rows, key=lambda r: tuple(r[c] for c in order)):
+        for kind, rows in (("trial", self.trials), ("attempt", self.attempts)):
+            for row in rows:
                 yield json.dumps({"kind": kind, **row}, sort_keys=True)
 
 
